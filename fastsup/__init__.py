@@ -8,7 +8,7 @@ paper's measures, ``fastsup.experiments`` the paper's experiments.
 from . import metrics
 from .config import TrainConfig
 from .result import TrainResult, load
-from .train import train
+from .train import DivergenceWarning, train
 
-__all__ = ["TrainConfig", "TrainResult", "load", "metrics", "train"]
+__all__ = ["DivergenceWarning", "TrainConfig", "TrainResult", "load", "metrics", "train"]
 __version__ = "0.1.0"

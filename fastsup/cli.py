@@ -4,9 +4,11 @@
     fastsup run intro --out runs/intro [--steps N] [--instances N] [--seed S]
     fastsup train --features 5 --hidden 2 --instances 10 --feature-probability 0.1 --out runs/sweep
 
-Bad input (an invalid argument, an unknown experiment, a missing CUDA device)
-prints ``fastsup: error: <message>`` and exits with status 2, without a
-traceback.  Progress bars come from :func:`fastsup.train` (tqdm, on stderr).
+Bad input (an invalid argument, an unknown experiment, a missing CUDA device,
+an ``--out`` that is not a fastsup result, a run that cannot fit in memory, a
+path that cannot be written) prints ``fastsup: error: <message>`` and exits
+with status 2, without a traceback.  A run in which every instance diverged
+exits with status 1.  Progress bars come from :func:`fastsup.train` (tqdm, on stderr).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import warnings
 
 from .config import BACKENDS, MODELS, OPTIMIZERS, SCHEDULES
+from .train import DivergenceWarning
 
 PROG = "fastsup"
 _MAX_LISTED_LOSSES = 20
@@ -133,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--schedule", choices=_CLI_SCHEDULES, default="constant", help="lr schedule (default constant)")
     tr.add_argument("--warmup-steps", type=_nonnegative_int, default=0, metavar="N",
                     help="warmup steps of --schedule warmup_cosine (0 < N < steps)")
-    tr.add_argument("--out", required=True, metavar="DIR", help="folder to save the result into (replaced)")
+    tr.add_argument("--out", required=True, metavar="DIR", help="folder to save the result into: new, empty, or a previous fastsup result (replaced)")
     _add_run_options(tr)
     return parser
 
@@ -160,11 +164,12 @@ def _cmd_run(args) -> int:
     print(f"figure: {run.figure_path}")
     print(f"numbers: {run.numbers_path}")
     print(run.summary())
-    return 0
+    return _report_divergence(run.results.values())
 
 
 def _cmd_train(args) -> int:
     from .config import TrainConfig
+    from .result import check_save_target
     from .train import train
 
     p = args.feature_probability
@@ -177,6 +182,7 @@ def _cmd_train(args) -> int:
             f"argument --feature-probability: got {len(p)} values; give one, or one per instance "
             f"(--instances {args.instances})"
         )
+    check_save_target(args.out)  # before training, not after it
     importance = [[args.importance_decay ** i for i in range(args.features)]]
     config = TrainConfig(
         n_features=args.features, n_hidden=args.hidden, n_instances=args.instances, model=args.model,
@@ -194,7 +200,16 @@ def _cmd_train(args) -> int:
         head = " ".join(f"{v:.6g}" for v in losses[:_MAX_LISTED_LOSSES // 2].tolist())
         print(f"final loss per instance ({len(losses)}; the rest are in the result): {head} ...")
     print(f"final loss mean {losses.mean().item():.6g}, min {losses.min().item():.6g}, max {losses.max().item():.6g}")
-    return 0
+    return _report_divergence([result])
+
+
+def _report_divergence(results) -> int:
+    """Say how many instances diverged; 1 (failure) when every instance of every run did."""
+    diverged = sum(int(r.diverged.sum()) for r in results)
+    total = sum(r.config.n_instances for r in results)
+    if diverged:
+        print(f"{diverged} of {total} instances diverged (NaN or inf loss or weights)", file=sys.stderr)
+    return 1 if diverged == total else 0
 
 
 _COMMANDS = {"list": _cmd_list, "run": _cmd_run, "train": _cmd_train}
@@ -212,9 +227,14 @@ def main(argv=None) -> int:
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else 0
     try:
-        return _COMMANDS[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DivergenceWarning)  # the command says it in its own words
+            return _COMMANDS[args.command](args)
+    except (ValueError, TypeError, OSError, OverflowError, RuntimeError, MemoryError) as err:
+        # OSError: a path that cannot be written; OverflowError/RuntimeError: numbers too large to
+        # allocate or represent; MemoryError: the estimate before training says the run cannot fit.
+        message = f"{err.filename}: {err.strerror}" if isinstance(err, OSError) and err.strerror and err.filename else err
+        print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted (files already written are complete)", file=sys.stderr)

@@ -73,16 +73,23 @@ def _as_jsonable(name: str, value):
     raise TypeError(f"{name} must be a number, a sequence of numbers or a tensor, got {value!r}")
 
 
+def _as_float64(name: str, value) -> torch.Tensor:
+    try:
+        return torch.as_tensor(value, dtype=torch.float64).cpu()
+    except (TypeError, ValueError, RuntimeError):
+        ragged = isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple)) for v in value)
+        why = "a nested list whose rows have different lengths" if ragged else f"a {type(value).__name__}"
+        raise TypeError(f"{name} must be a number, a sequence of numbers or a tensor with equal-length rows; "
+                        f"got {why}") from None
+
+
 def broadcast_per_instance_feature(name: str, value, n_instances: int, n_features: int) -> torch.Tensor:
     """Broadcast ``value`` to fp32 ``[I, n]`` under strict rules.
 
     Accepted: a scalar, ``[n]``, ``[I]``, ``[I, 1]``, ``[1, n]``, ``[I, n]``.
     A 1-D value whose length is both I and n is ambiguous and refused.
     """
-    try:
-        tensor = torch.as_tensor(value, dtype=torch.float64).cpu()
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be a number, sequence or tensor, got {type(value).__name__}") from None
+    tensor = _as_float64(name, value)
     shape = tuple(tensor.shape)
     I, n = n_instances, n_features
     if tensor.ndim == 0:
@@ -115,7 +122,7 @@ def broadcast_per_instance_feature(name: str, value, n_instances: int, n_feature
 
 def broadcast_per_instance(name: str, value, n_instances: int, *, positive: bool) -> torch.Tensor:
     """Broadcast a scalar or ``[I]`` hyperparameter (lr, weight decay) to fp32 ``[I]``."""
-    tensor = torch.as_tensor(value, dtype=torch.float64).cpu()
+    tensor = _as_float64(name, value)
     if tensor.ndim == 2 and tensor.shape[1] == 1:
         tensor = tensor[:, 0]
     if tensor.ndim == 0:
@@ -132,8 +139,14 @@ def broadcast_per_instance(name: str, value, n_instances: int, *, positive: bool
 
 
 def _feature_groups(name: str, groups, n_features: int, size: int | None) -> tuple[tuple[int, ...], ...]:
+    example = "[[0, 1], [2, 3]]"
+    if groups is None:
+        groups = ()
+    if isinstance(groups, (str, bytes)) or not isinstance(groups, (list, tuple)) or \
+            any(isinstance(g, (str, bytes)) or not isinstance(g, (list, tuple)) for g in groups):
+        raise TypeError(f"{name} must be a list of feature-index groups, e.g. {example}; got {groups!r}")
     out = []
-    for group in groups or ():
+    for group in groups:
         members = tuple(check_integer(f"{name} entry", i, 0) for i in group)
         if size is not None and len(members) != size:
             raise ValueError(f"each entry of {name} must have exactly {size} features, got {members}")
@@ -188,6 +201,9 @@ class TrainConfig:
         if self.model == "linear" and self.activation != "relu":
             raise ValueError("activation applies to the output of nonlinear models; model='linear' has none")
         self.activation_threshold = _finite_float("activation_threshold", self.activation_threshold)
+        if self.activation_threshold != 0.0 and self.activation != "exrelu":
+            raise ValueError(f"activation_threshold={self.activation_threshold:g} is used only by activation='exrelu'; "
+                             f"activation={self.activation!r} (model={self.model!r}) would ignore it")
         self.optimizer = _choice("optimizer", self.optimizer, OPTIMIZERS)
         self.schedule = _choice("schedule", self.schedule, SCHEDULES)
         if self.magnitude is None:
@@ -210,9 +226,12 @@ class TrainConfig:
         if self.eval_batch_size is None:
             self.eval_batch_size = self.batch_size
         self.eval_batch_size = _positive_int("eval_batch_size", self.eval_batch_size)
-        if len(self.betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        betas = self.betas
+        if isinstance(betas, (str, bytes)) or not isinstance(betas, (list, tuple)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {betas!r}")
+        self.betas = tuple(_finite_float(f"betas[{i}]", b) for i, b in enumerate(betas))
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {betas!r}")
         self.eps = _finite_float("eps", self.eps, minimum=0.0, strict=True)
         self.seed = philox.check_seed(self.seed)
         if self.weight_decay is None:
@@ -244,6 +263,9 @@ class TrainConfig:
         ids = self.instance_ids
         if ids is None:
             ids = list(range(self.n_instances))
+        if isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__"):
+            raise TypeError(f"instance_ids must be a sequence of n_instances={self.n_instances} distinct "
+                            f"non-negative integers (or None: 0 … n_instances-1), got {ids!r}")
         ids = [check_integer("instance_ids entry", i, 0) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
         if len(ids) != self.n_instances:
             raise ValueError(f"instance_ids must have n_instances={self.n_instances} entries, got {len(ids)}")
@@ -307,6 +329,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
+        if not isinstance(data, dict):
+            raise TypeError(f"TrainConfig.from_dict needs a dict of TrainConfig fields (as to_dict gives), "
+                            f"got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

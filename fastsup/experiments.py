@@ -11,9 +11,12 @@ function.  :func:`run_experiment` trains every variant, then writes into
     <name>.png               the experiment's figure
     <name>.json              the numbers (written last: its presence marks a finished run)
 
-Every file is written to a temporary name in the same folder and renamed
-into place (``os.replace``), so an interrupted run never leaves a
-half-written file; an older complete file stays until the new one replaces it.
+Every file is written through :mod:`fastsup.io` (a temporary name in the
+same folder, renamed into place), so an interrupted run never leaves a
+half-written file.  Nothing is touched until training has finished; then
+``<name>.json`` is removed first and written again last, so a folder that has
+it holds the outputs of one complete run, and one without it was interrupted
+while writing (its result folder is still a complete result, old or new).
 
 Names follow the paper: ``feature_probability`` is p = 1 - S (the density,
 "1-S" in plot titles); ``sparsity`` is S.
@@ -27,10 +30,7 @@ Adding an experiment::
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,10 +42,10 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from . import metrics
+from . import io, metrics
 from .config import TrainConfig
 from .plots import plot_features_2d
-from .result import TrainResult
+from .result import TrainResult, check_save_target
 from .train import train
 
 __all__ = [
@@ -347,7 +347,8 @@ def numbers(result: TrainResult, *, threshold: float = REPRESENTED_THRESHOLD) ->
         "final_loss": _plain(result.final_loss),
         "represented_threshold": threshold,
         "feature_norms": _plain(metrics.feature_norms(W)),
-        "n_represented": _plain(metrics.n_represented(W, threshold)),
+        "n_represented": [None if math.isnan(v) else int(v) for v in metrics.n_represented(W, threshold).tolist()],
+        "diverged": result.diverged.tolist(),
         "superposition": _plain(metrics.superposition(W)),
         "feature_dimensionality": _plain(metrics.feature_dimensionality(W)),
         "dimensions_per_feature": _plain(metrics.dimensions_per_feature(W)),
@@ -357,30 +358,6 @@ def numbers(result: TrainResult, *, threshold: float = REPRESENTED_THRESHOLD) ->
 # --------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------
-def _write_atomic(path: Path, write: Callable[[Any], None]) -> Path:
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, fsync, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def _dumps(value, indent: str = "") -> str:
-    """JSON with one key per line and each list on one line (readable, and strict: no NaN/inf)."""
-    if isinstance(value, dict) and value:
-        inner = indent + "  "
-        items = (f"{inner}{json.dumps(str(k))}: {_dumps(v, inner)}" for k, v in value.items())
-        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
-    return json.dumps(value, allow_nan=False, ensure_ascii=False)
-
-
 @dataclasses.dataclass
 class ExperimentRun:
     """What :func:`run_experiment` produced: where the files are and the trained results.
@@ -417,7 +394,7 @@ class ExperimentRun:
             c = result.config
             loss = result.final_loss.double()
             rep = metrics.n_represented(result.encoder.detach().double(), REPRESENTED_THRESHOLD).tolist()
-            shown = " ".join(map(str, rep[:20])) + (" ..." if len(rep) > 20 else "")
+            shown = " ".join("nan" if math.isnan(v) else str(int(v)) for v in rep[:20]) + (" ..." if len(rep) > 20 else "")
             prefix = "" if len(self.results) == 1 else f"{label}: "
             parts.append(
                 f"{prefix}{c.model} {c.n_features}→{c.n_hidden} × {c.n_instances}, {c.steps} steps, "
@@ -457,27 +434,29 @@ def run_experiment(
     configs = experiment.configs(seed=seed, **overrides)
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
         raise ValueError(f"out_dir {str(out_dir)!r} exists and is not a folder")
+    single = len(configs) == 1
+    targets = {label: out_dir / "result" if single else out_dir / "result" / label for label in configs}
+    for target in targets.values():
+        check_save_target(target)
     results = {label: train(config, backend=backend, device=device, progress=progress,
                             compile=compile, instance_chunk=instance_chunk)
                for label, config in configs.items()}
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    single = len(results) == 1
-    result_dirs = {label: result.save(out_dir / "result" if single else out_dir / "result" / label)
-                   for label, result in results.items()}
-
     figure = experiment.figure(results)
-    figure_path = _write_atomic(out_dir / f"{experiment.name}.png",
-                                lambda f: figure.savefig(f, format="png", dpi=100))
-
     if single:
         payload = numbers(next(iter(results.values())))
     else:
         payload = {"models": {label: numbers(result) for label, result in results.items()}}
     payload = {"experiment": experiment.name, "description": experiment.description, **payload}
-    text = (_dumps(payload) + "\n").encode()
-    numbers_path = _write_atomic(out_dir / f"{experiment.name}.json", lambda f: f.write(text))
 
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figure_path, numbers_path = out_dir / f"{experiment.name}.png", out_dir / f"{experiment.name}.json"
+    with io.folder_lock(out_dir):
+        io.remove_stale_temporaries(out_dir)
+        numbers_path.unlink(missing_ok=True)  # the record of a complete run goes first and comes back last
+        result_dirs = {label: results[label].save(target) for label, target in targets.items()}
+        with io.atomic_path(figure_path) as tmp:
+            figure.savefig(tmp, format="png", dpi=100)
+        io.write_json_atomic(numbers_path, payload)
     return ExperimentRun(experiment.name, out_dir, figure_path, numbers_path, result_dirs, results)

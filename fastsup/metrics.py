@@ -27,6 +27,10 @@ Zero rows: ``Ŵ_i`` is undefined for ``W_i = 0``; it is taken as the zero
 vector, so a zero row has superposition 0 and dimensionality 0 (not NaN).
 The divisions are guarded with safe denominators, so gradients stay finite
 too. An all-zero matrix has ``D* = +inf`` (see :func:`dimensions_per_feature`).
+
+Diverged instances: an instance whose ``[n, m]`` matrix holds a NaN or inf
+gets NaN from every measure (``represented`` is False for it), so it is never
+counted as an instance that learned nothing.
 """
 
 from __future__ import annotations
@@ -78,6 +82,14 @@ def _as_weights(W) -> Tensor:
     return W
 
 
+def _nan_where_diverged(W: Tensor, value: Tensor) -> Tensor:
+    """``value`` (shape ``[*inst]`` or ``[*inst, n]``) with NaN for every instance whose weights are not finite."""
+    diverged = ~torch.isfinite(W).flatten(-2).all(-1)  # [*inst]
+    if value.ndim > diverged.ndim:
+        diverged = diverged.unsqueeze(-1)
+    return torch.where(diverged, torch.full_like(value, math.nan), value)
+
+
 def _check_threshold(threshold) -> float:
     if isinstance(threshold, Tensor) and threshold.numel() == 1:
         threshold = threshold.item()
@@ -118,7 +130,7 @@ def feature_norms(W) -> Tensor:
         ``Float[Tensor, "*inst n"]``: ``‖W_i‖``.
     """
     W = _as_weights(W)
-    return torch.linalg.vector_norm(W, dim=-1)
+    return _nan_where_diverged(W, torch.linalg.vector_norm(W, dim=-1))
 
 
 def superposition(W) -> Tensor:
@@ -136,7 +148,7 @@ def superposition(W) -> Tensor:
         ``Float[Tensor, "*inst n"]``.
     """
     W = _as_weights(W)
-    return _norms_and_overlaps(W)[1]
+    return _nan_where_diverged(W, _norms_and_overlaps(W)[1])
 
 
 def feature_dimensionality(W) -> Tensor:
@@ -159,7 +171,7 @@ def feature_dimensionality(W) -> Tensor:
     den = num + sup
     ok = den > 0
     safe = torch.where(ok, den, torch.ones_like(den))
-    return torch.where(ok, num / safe, torch.zeros_like(den))
+    return _nan_where_diverged(W, torch.where(ok, num / safe, torch.zeros_like(den)))
 
 
 def dimensions_per_feature(W) -> Tensor:
@@ -185,7 +197,7 @@ def dimensions_per_feature(W) -> Tensor:
     fro2 = torch.linalg.matrix_norm(W, ord="fro").square()
     ok = fro2 > 0
     safe = torch.where(ok, fro2, torch.ones_like(fro2))
-    return torch.where(ok, m / safe, torch.full_like(fro2, math.inf))
+    return _nan_where_diverged(W, torch.where(ok, m / safe, torch.full_like(fro2, math.inf)))
 
 
 def represented(W, threshold: float = 0.5) -> Tensor:
@@ -210,6 +222,8 @@ def n_represented(W, threshold: float = 0.5) -> Tensor:
         threshold: finite, non-negative norm threshold (0.5 is usual).
 
     Returns:
-        ``Int[Tensor, "*inst"]`` (int64; a 0-d tensor for a 2-D ``W``).
+        ``Float[Tensor, "*inst"]`` in ``W``'s dtype (whole numbers, NaN for a
+        diverged instance; a 0-d tensor for a 2-D ``W``).
     """
-    return represented(W, threshold).sum(dim=-1)
+    W = _as_weights(W)
+    return _nan_where_diverged(W, represented(W, threshold).sum(dim=-1).to(W.dtype))

@@ -9,7 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pytest  # noqa: E402
+import pytest
+from matplotlib.figure import Figure  # noqa: E402
 import torch  # noqa: E402
 
 import fastsup  # noqa: E402
@@ -120,7 +121,7 @@ def test_intro_run_writes_png_json_and_result(intro_run):
     assert run.result_dir == run.out_dir / "result"
     assert run.figure_path.read_bytes()[:8] == PNG_MAGIC
     # nothing temporary left behind
-    assert sorted(p.name for p in run.out_dir.iterdir()) == ["intro.json", "intro.png", "result"]
+    assert sorted(p.name for p in run.out_dir.iterdir()) == [".fastsup.lock", "intro.json", "intro.png", "result"]
     assert "intro" in run.summary() and "5→2" in run.summary()
 
 
@@ -167,24 +168,45 @@ def test_rerun_replaces_files(tmp_path):
     data = json.loads(second.numbers_path.read_text())
     assert data["config"]["steps"] == 6 and data["config"]["seed"] == 1
     assert fastsup.load(first.result_dir).config.steps == 6
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["intro.json", "intro.png", "result"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".fastsup.lock", "intro.json", "intro.png", "result"]
 
 
-def test_interrupted_write_keeps_the_old_file(tmp_path):
-    path = tmp_path / "numbers.json"
-    path.write_text("old")
+def test_a_rerun_interrupted_while_writing_leaves_no_numbers_of_another_run(tmp_path, monkeypatch):
+    """The numbers file is removed before the new outputs are written and comes back last, so a folder
+    never shows one run's numbers beside another run's result."""
+    run_experiment("intro", tmp_path, steps=5, batch_size=8, progress=False)
 
-    def half_then_interrupt(f):
-        f.write(b'{"half": ')
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(Figure, "savefig", interrupted)  # after the new result is saved, before the numbers
     with pytest.raises(KeyboardInterrupt):
-        experiments._write_atomic(path, half_then_interrupt)
-    assert path.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["numbers.json"]  # no temporary left
-    experiments._write_atomic(path, lambda f: f.write(b"new"))
-    assert path.read_text() == "new"
-    assert [p.name for p in tmp_path.iterdir()] == ["numbers.json"]
+        run_experiment("intro", tmp_path, steps=6, batch_size=8, progress=False)
+    assert not (tmp_path / "intro.json").exists()
+    assert fastsup.load(tmp_path / "result").config.steps == 6
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_run_interrupted_while_training_leaves_the_old_outputs(tmp_path, monkeypatch):
+    first = run_experiment("intro", tmp_path, steps=5, batch_size=8, progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("intro", tmp_path, steps=6, batch_size=8, progress=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert fastsup.load(tmp_path / "result").config == first.result.config
+
+
+def test_run_refuses_an_out_dir_whose_result_folder_is_not_a_result(tmp_path):
+    (tmp_path / "result").mkdir()
+    (tmp_path / "result" / "data.csv").write_text("1,2")
+    with pytest.raises(ValueError, match="holds no fastsup result"):
+        run_experiment("intro", tmp_path, steps=5, batch_size=8, progress=False)
+    assert not (tmp_path / "intro.json").exists()
 
 
 def test_linear_vs_relu_run(tmp_path):

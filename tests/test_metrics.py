@@ -196,9 +196,23 @@ def test_represented_and_count():
     assert n_represented(W).item() == 2
     assert n_represented(W, threshold=0.1).item() == 4
     assert n_represented(W, threshold=0).item() == 4
-    assert n_represented(W).dtype == torch.int64
+    assert n_represented(W).dtype == W.dtype  # float, so a diverged instance can be NaN
     batched = torch.stack([W, 2 * W])
     assert n_represented(batched).tolist() == [2, 4]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf], ids=["nan", "inf"])
+def test_a_diverged_instance_gets_nan_not_zero(bad):
+    """A NaN/inf instance is not an instance that learned nothing: every measure says NaN for it."""
+    W = torch.stack([regular_polygon(5), regular_polygon(5)])
+    W[1, 2, 0] = bad
+    for fn in (feature_norms, superposition, feature_dimensionality):
+        out = fn(W)
+        assert torch.isnan(out[1]).all() and torch.isfinite(out[0]).all(), fn.__name__
+    for fn in (dimensions_per_feature, n_represented):
+        out = fn(W)
+        assert torch.isnan(out[1]) and out[0].item() == pytest.approx(5 if fn is n_represented else 0.4), fn.__name__
+    assert not represented(W)[1].any()
 
 
 def test_accepts_numpy():

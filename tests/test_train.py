@@ -135,8 +135,9 @@ def test_load_refuses_missing_and_corrupt_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="no saved fastsup result"):
         fastsup.load(tmp_path / "nothing")
     path = _train(steps=2).save(tmp_path / "run")
-    (path / "tensors.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(ValueError, match="corrupt tensors.safetensors"):
+    tensors_file = path / json.loads((path / "result.json").read_text())["tensors"]["file"]
+    tensors_file.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match=f"corrupt {tensors_file.name}: its size or SHA-256 differs"):
         fastsup.load(path)
     path = _train(steps=2).save(tmp_path / "run2")
     (path / "result.json").write_text("{ truncated")

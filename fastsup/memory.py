@@ -1,0 +1,110 @@
+"""Will a run fit?  An estimate of its peak memory, checked before any training starts.
+
+The estimate counts what a run holds at once: the chunk's parameters,
+gradients and Adam moments on the training device; the batch and its
+temporaries for one step; the evaluation batch that gives ``final_loss``;
+and on the CPU the gathered result (every instance's parameters and loss
+history).  It is an upper bound of the right order, not a prediction to the
+byte: a run that needs more than the memory available is refused with the
+argument to reduce, instead of being killed for memory (or failing after
+training, as a huge ``eval_batch_size`` would).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import torch
+
+from .backends.base import logged_steps
+from .config import TrainConfig
+
+FP32 = 4
+# Bytes of step temporaries per element of the [chunk, max(n, m), batch] batch: the
+# eager Philox sampler's int64 counters and words, the sample, activations and their
+# gradients.  Measured peak on the intro and 200→20 runs (torch 2.13 CPU): about 60.
+STEP_BYTES_PER_BATCH_ELEMENT = 80
+# Evaluation runs the sampler and the forward pass only.
+EVAL_BYTES_PER_BATCH_ELEMENT = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a run needs at its peak, by part (the largest part names the argument to reduce)."""
+
+    device: torch.device
+    state: int  # parameters, gradients and two Adam moments of one chunk
+    step: int  # one training step's batch temporaries of one chunk
+    evaluation: int  # the final-loss evaluation batch of one chunk
+    result: int  # the gathered result on the CPU: all parameters and loss histories
+
+    @property
+    def device_bytes(self) -> int:
+        peak = self.state + max(self.step, self.evaluation)
+        return peak + (self.result if self.device.type == "cpu" else 0)
+
+    @property
+    def cpu_bytes(self) -> int:
+        return self.device_bytes if self.device.type == "cpu" else self.result
+
+
+def estimate(config: TrainConfig, chunk: int, device: torch.device) -> MemoryEstimate:
+    I, n, m = config.n_instances, config.n_features, config.n_hidden
+    chunk = min(chunk, I)
+    per_instance_params = (2 * n * m if config.model == "abs" else n * m) + n
+    width = max(n, m)
+    return MemoryEstimate(
+        device=torch.device(device),
+        state=4 * chunk * per_instance_params * FP32,
+        step=chunk * width * config.batch_size * STEP_BYTES_PER_BATCH_ELEMENT,
+        evaluation=chunk * width * config.eval_batch_size * EVAL_BYTES_PER_BATCH_ELEMENT,
+        result=2 * I * (per_instance_params + len(logged_steps(config)) + 1) * FP32,  # gathered and concatenated
+    )
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory free for this run on ``device`` (None where it cannot be read)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def check_fits(config: TrainConfig, chunk: int, device: torch.device, available: int | None = None) -> MemoryEstimate:
+    """Raise a MemoryError naming what to reduce when the run cannot fit; return the estimate."""
+    need = estimate(config, chunk, device)
+    on_device = {"state": need.state, "step": need.step, "evaluation": need.evaluation}
+    checks = [(device, need.device_bytes, on_device if device.type != "cpu" else {**on_device, "result": need.result})]
+    if device.type != "cpu":
+        checks.append((torch.device("cpu"), need.cpu_bytes, {"result": need.result}))
+    for where, needed, parts in checks:
+        free = available if available is not None and where == device else available_bytes(where)
+        if free is None or needed <= free:
+            continue
+        largest = max(parts, key=parts.get)
+        advice = {
+            "state": f"instance_chunk (now {chunk})",
+            "step": f"instance_chunk (now {chunk}) or batch_size (now {config.batch_size})",
+            "evaluation": f"eval_batch_size (now {config.eval_batch_size}) or instance_chunk (now {chunk})",
+            "result": f"n_instances (now {config.n_instances}; split the sweep with instance_ids) "
+                      f"or the loss history ({len(logged_steps(config))} rows: raise log_every)",
+        }[largest]
+        raise MemoryError(
+            f"this run needs about {_gib(needed)} on {where} but {_gib(free)} is available "
+            f"(largest part: {largest}, {_gib(parts[largest])}); reduce {advice}"
+        )
+    return need

@@ -1,0 +1,30 @@
+"""Helpers shared by test modules."""
+
+from __future__ import annotations
+
+import torch
+
+from fastsup.config import TrainConfig
+from fastsup.result import TrainResult
+
+
+def synthetic_result(seed: int, *, n_instances: int = 3, n_features: int = 5, n_hidden: int = 2,
+                     model: str = "relu_output") -> TrainResult:
+    """A TrainResult with random tensors, built without training (its config's seed identifies it)."""
+    config = TrainConfig(n_features=n_features, n_hidden=n_hidden, n_instances=n_instances, model=model,
+                         steps=1, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    I, n, m = n_instances, n_features, n_hidden
+    shapes = {"W1": (I, n, m), "W2": (I, m, n)} if model == "abs" else {"W": (I, n, m)}
+    params = {name: torch.randn(*shape, generator=gen) for name, shape in {**shapes, "b": (I, n)}.items()}
+    return TrainResult(config, params, torch.rand(1, I, generator=gen), torch.zeros(1, dtype=torch.int64),
+                       torch.rand(I, generator=gen), backend="torch")
+
+
+def assert_same_result(a: TrainResult, b: TrainResult) -> None:
+    assert a.config == b.config and a.backend == b.backend
+    assert a.params.keys() == b.params.keys()
+    for name in a.params:
+        assert torch.equal(a.params[name], b.params[name]), name
+    for name in ("loss_history", "loss_steps", "final_loss"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
