@@ -24,9 +24,7 @@ and starting weights (the model's own ``W`` and ``b_final``), then writes the
 trained weights into ``model.W`` / ``model.b_final`` in place.  The batches
 come from fastsup's counter-based sampler: the same distribution as
 ``generate_batch`` but another random stream, so the numbers differ from a
-notebook run the way two seeds do; the science does not.  The stream's seed
-is drawn from torch's global generator, so ``torch.manual_seed`` still makes
-a run reproducible (or pass ``seed=``).
+notebook run the way two seeds do; the science does not.
 
 ``optimize(model, ..., exact=True)`` is the notebook's own loop: batches from
 ``model.generate_batch`` (``torch.rand`` magnitude first, then presence with
@@ -39,24 +37,58 @@ gradients sum in another order, and Adam's division by sqrt(v) amplifies
 those last-bit differences over a run.
 
 Fast mode falls back to exact mode, with a warning, for models it cannot
-represent: a subclass that overrides ``forward`` or ``generate_batch``, or a
-model that is not a ``fastsup.compat.Model``.
+represent: a subclass that overrides ``forward`` or ``generate_batch`` (or
+a function patched onto ``Model`` in their place), or a model that is not a
+``fastsup.compat.Model``.
+
+Randomness: what fast mode takes from torch's generators
+--------------------------------------------------------
+Building a ``Model`` draws its init from torch's generator exactly as the
+notebook's does.  Training differs:
+
+* the notebook's loop draws ``2 * n_batch * n_instances * n_features``
+  uniforms per step from torch's generator (on the model's device);
+* fast mode draws one int64, ``torch.randint(0, 2**62, ())``, from torch's
+  default CPU generator per ``optimize`` call (its data seed; so
+  ``torch.manual_seed`` still makes a run reproducible) and nothing from
+  any other generator; with ``seed=`` given it draws nothing at all.
+
+So after a fast ``optimize`` torch's generator is in another state than after
+the notebook's, and whatever draws from it next (the init of the next
+``Model`` a notebook builds, for one) gets other numbers than under the
+notebook: as different as another seed, no different in distribution.
+Advancing torch's generator past the notebook's uniforms without drawing
+them is not possible on the CPU (torch's Mersenne Twister has no
+skip-ahead), and drawing them would cost as much as the notebook's own
+sampling.  ``exact=True`` consumes the generator exactly as the
+notebook does.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import warnings
-from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import check_integer
+from ._common import (
+    LazyHookData,
+    as_tensor,
+    check_importance,
+    check_lr_scale,
+    check_probability,
+    constant_lr,
+    cosine_decay_lr,
+    exact_loop,
+    fast_seed,
+    linear_lr,
+    overridden,
+    positive_int,
+    resolve_device,
+    schedule,
+)
 
 __all__ = [
     "Config",
@@ -69,41 +101,6 @@ __all__ = [
 
 # The notebook's AdamW: torch.optim.AdamW defaults.
 NOTEBOOK_WEIGHT_DECAY = 0.01
-
-
-# --- shared helpers (also used by fastsup.compat.arena) ------------------------
-def _positive_int(owner: str, name: str, value) -> int:
-    return check_integer(f"{owner}: {name}", value, 1)
-
-
-def _nonnegative_int(owner: str, name: str, value) -> int:
-    return check_integer(f"{owner}: {name}", value, 0)
-
-
-def _resolve_device(device, owner: str) -> torch.device:
-    """``device`` as a torch.device; CUDA asked for on a machine without it falls back to CPU with a warning."""
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"{owner}: device {device!r} is not a torch device: {err}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn(
-            f"{owner}: device {str(device)!r} was asked for but CUDA is not available; "
-            "falling back to the CPU (pass device='cpu' to silence this warning)",
-            UserWarning,
-            stacklevel=3,
-        )
-        return torch.device("cpu")
-    return resolved
-
-
-def _as_tensor(owner: str, name: str, value) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value
-    try:
-        return torch.as_tensor(value, dtype=torch.get_default_dtype() if isinstance(value, numbers.Number) else None)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{owner}: {name} must be a number or a tensor, got {type(value).__name__}") from None
 
 
 def _broadcast_to_instances_features(owner: str, name: str, value: torch.Tensor, n_instances: int, n_features: int) -> torch.Tensor:
@@ -126,58 +123,6 @@ def _broadcast_to_instances_features(owner: str, name: str, value: torch.Tensor,
         ) from None
 
 
-def _check_probability(owner: str, p: torch.Tensor) -> None:
-    if torch.isnan(p).any() or (p < 0).any() or (p > 1).any():
-        raise ValueError(
-            f"{owner}: feature_probability must lie in [0, 1] (it is the chance a feature is present, "
-            f"1 - sparsity), got values in [{p.min().item()}, {p.max().item()}]"
-        )
-
-
-def _check_importance(owner: str, importance: torch.Tensor) -> None:
-    if not torch.isfinite(importance).all() or (importance < 0).any():
-        raise ValueError(f"{owner}: importance must be finite and >= 0")
-
-
-def _schedule(lr_scale: Callable, steps: int) -> list[float]:
-    """Evaluate any ``lr_scale(step, steps)`` callable on the host, once per step."""
-    if not callable(lr_scale):
-        raise TypeError(f"lr_scale must be a callable lr_scale(step, steps), got {type(lr_scale).__name__}")
-    scales = []
-    for step in range(steps):
-        value = float(lr_scale(step, steps))
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(
-                f"lr_scale({step}, {steps}) returned {value}; fast mode needs finite multipliers >= 0 "
-                "(exact=True runs any value)"
-            )
-        scales.append(value)
-    return scales
-
-
-def _fast_seed(seed) -> int:
-    """The fastsup data seed: given, or drawn from torch's global generator (so torch.manual_seed governs it)."""
-    if seed is None:
-        return int(torch.randint(0, 2**62, (), dtype=torch.int64).item())
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
-
-
-def _progress_bar(steps: int, progress: bool):
-    if not progress:
-        return None, range(steps)
-    from tqdm.auto import trange
-
-    bar = trange(steps)
-    return bar, bar
-
-
-def _overrides(model, base: type, names: tuple[str, ...]) -> list[str]:
-    """Which of ``names`` ``type(model)`` defines differently from ``base``."""
-    return [name for name in names if getattr(type(model), name) is not getattr(base, name)]
-
-
 # --- the notebook API -----------------------------------------------------------
 @dataclasses.dataclass
 class Config:
@@ -190,7 +135,7 @@ class Config:
 
     def __post_init__(self):
         for name in ("n_features", "n_hidden", "n_instances"):
-            setattr(self, name, _positive_int("Config", name, getattr(self, name)))
+            setattr(self, name, positive_int("Config", name, getattr(self, name)))
 
 
 class Model(nn.Module):
@@ -212,19 +157,19 @@ class Model(nn.Module):
         for name in ("n_features", "n_hidden", "n_instances"):
             if not hasattr(config, name):
                 raise TypeError(f"Model: config must be a Config(n_features, n_hidden, n_instances), got {type(config).__name__}")
-            _positive_int("Model config", name, getattr(config, name))
-        device = _resolve_device(device, "Model")
+            positive_int("Model config", name, getattr(config, name))
+        device = resolve_device(device, "Model")
         I, n = config.n_instances, config.n_features
         self.config = config
         self.W = nn.Parameter(torch.empty((config.n_instances, config.n_features, config.n_hidden), device=device))
         nn.init.xavier_normal_(self.W)
         self.b_final = nn.Parameter(torch.zeros((config.n_instances, config.n_features), device=device))
 
-        p = torch.ones(()) if feature_probability is None else _as_tensor("Model", "feature_probability", feature_probability)
-        _check_probability("Model", _broadcast_to_instances_features("Model", "feature_probability", p, I, n))
+        p = torch.ones(()) if feature_probability is None else as_tensor("Model", "feature_probability", feature_probability)
+        check_probability("Model", _broadcast_to_instances_features("Model", "feature_probability", p, I, n))
         self.feature_probability = p.to(device)
-        imp = torch.ones(()) if importance is None else _as_tensor("Model", "importance", importance)
-        _check_importance("Model", _broadcast_to_instances_features("Model", "importance", imp, I, n))
+        imp = torch.ones(()) if importance is None else as_tensor("Model", "importance", importance)
+        check_importance("Model", _broadcast_to_instances_features("Model", "importance", imp, I, n))
         self.importance = imp.to(device)
 
     def forward(self, features):
@@ -243,16 +188,8 @@ class Model(nn.Module):
         return torch.where(present, magnitude, torch.zeros((), device=self.W.device))
 
 
-def constant_lr(*_):
-    return 1.0
-
-
-def linear_lr(step, steps):
-    return 1 - (step / steps)
-
-
-def cosine_decay_lr(step, steps):
-    return np.cos(0.5 * np.pi * step / (steps - 1))
+# The methods fast mode replaces by fastsup's fused equivalents, as defined here.
+_FAST_METHODS = {name: getattr(Model, name) for name in ("forward", "generate_batch")}
 
 
 def optimize(
@@ -283,19 +220,20 @@ def optimize(
     fastsup additions (keyword only): ``exact`` (the notebook's own random
     stream and autograd loop, see the module docstring), ``backend``
     (fastsup backend for fast mode: ``auto``, ``torch``, ``reference``),
-    ``progress`` (tqdm bar), ``seed`` (fast mode's data seed; default: drawn
-    from torch's global generator), ``compile`` (fast mode, torch backend:
+    ``progress`` (tqdm bar), ``seed`` (fast mode's data seed; default: one
+    int64 drawn from torch's default CPU generator, see "Randomness" in the
+    module docstring), ``compile`` (fast mode, torch backend:
     ``torch.compile`` the step; None lets fastsup decide by run length).
 
     Hooks in fast mode.  A fused backend keeps the weights in its own
     buffers and never materialises the batch, so when ``hooks`` are given:
 
-    * all instances train in one chunk, and after every step the live
-      weights are copied into ``model.W``/``model.b_final`` before the hooks
-      run (a copy per step: costly for big models; pass no hooks for full
-      speed).  Hooks must treat the model as read-only: a write to
-      ``model.W`` in a hook is overwritten at the next step and does not feed
-      back into training;
+    * all instances train in one chunk, and the hooks run after every step;
+    * the live weights are copied into ``model.W``/``model.b_final`` when a
+      hook reads ``data["model"]`` (once per step at most): a hook that reads
+      only ``loss``, ``step`` or ``lr`` costs no copy.  Hooks must treat the
+      model as read-only: a write to ``model.W`` in a hook is overwritten at
+      the next sync and does not feed back into training;
     * ``model``: the synced model; ``step``: the 0-based step; ``lr``: the
       float ``lr * lr_scale(step, steps)`` used at that step;
     * ``loss``: a 0-d tensor, the training-batch loss of this step summed
@@ -310,17 +248,16 @@ def optimize(
     Returns None, as the notebook's.
     """
     del render  # the notebook's live-plot switch; fastsup does no plotting here
-    n_batch = _positive_int("optimize", "n_batch", n_batch)
-    steps = _positive_int("optimize", "steps", steps)
-    print_freq = _positive_int("optimize", "print_freq", print_freq)
+    n_batch = positive_int("optimize", "n_batch", n_batch)
+    steps = positive_int("optimize", "steps", steps)
+    print_freq = positive_int("optimize", "print_freq", print_freq)
     hooks = list(hooks or [])
-    if not callable(lr_scale):
-        raise TypeError(f"optimize: lr_scale must be a callable lr_scale(step, steps), got {type(lr_scale).__name__}")
+    check_lr_scale("optimize", lr_scale)
     if not exact:
         if not isinstance(model, Model):
             reason = f"model is a {type(model).__name__}, not a fastsup.compat.Model"
         else:
-            changed = _overrides(model, Model, ("forward", "generate_batch"))
+            changed = overridden(model, _FAST_METHODS)
             reason = f"{type(model).__name__} overrides {', '.join(changed)}" if changed else None
         if reason is not None:
             warnings.warn(
@@ -336,32 +273,24 @@ def optimize(
         _optimize_fast(model, n_batch, steps, print_freq, lr, lr_scale, hooks, progress, backend, seed, compile)
 
 
+
 def _optimize_exact(model, n_batch, steps, print_freq, lr, lr_scale, hooks, progress):
-    """The notebook's loop: same operations in the same order, so the same random stream and rounding."""
-    opt = torch.optim.AdamW(list(model.parameters()), lr=lr)
-    bar, step_iter = _progress_bar(steps, progress)
-    try:
-        for step in step_iter:
-            step_lr = lr * lr_scale(step, steps)
-            for group in opt.param_groups:
-                group["lr"] = step_lr
-            opt.zero_grad(set_to_none=True)
-            batch = model.generate_batch(n_batch)
-            out = model(batch)
-            error = model.importance * (batch.abs() - out) ** 2
-            # the notebook's einops.reduce(error, 'b i f -> i', 'mean').sum()
-            loss = error.mean(dim=(0, 2)).sum()
-            loss.backward()
-            opt.step()
-            if hooks:
-                data = dict(model=model, step=step, opt=opt, error=error, loss=loss, lr=step_lr)
-                for hook in hooks:
-                    hook(data)
-            if bar is not None and (step % print_freq == 0 or step + 1 == steps):
-                bar.set_postfix(loss=loss.item() / model.config.n_instances, lr=step_lr)
-    finally:
-        if bar is not None:
-            bar.close()
+    """The notebook's loop: autograd through the model and torch.optim.AdamW."""
+
+    def batch_loss():
+        batch = model.generate_batch(n_batch)
+        error = model.importance * (batch.abs() - model(batch)) ** 2
+        # the notebook's einops.reduce(error, 'b i f -> i', 'mean').sum()
+        return error.mean(dim=(0, 2)).sum(), error
+
+    def call_hooks(step, step_lr, loss, error):
+        data = dict(model=model, step=step, opt=optimizer, error=error, loss=loss, lr=step_lr)
+        for hook in hooks:
+            hook(data)
+
+    optimizer = torch.optim.AdamW(list(model.parameters()), lr=lr)
+    exact_loop(optimizer, steps, lr, lr_scale, batch_loss, log_every=print_freq, n_instances=model.config.n_instances,
+               progress=progress, after_step=call_hooks if hooks else None)
 
 
 def _optimize_fast(model, n_batch, steps, print_freq, lr, lr_scale, hooks, progress, backend, seed, compile):
@@ -369,20 +298,28 @@ def _optimize_fast(model, n_batch, steps, print_freq, lr, lr_scale, hooks, progr
 
     cfg = model.config
     I, n = cfg.n_instances, cfg.n_features
-    p = _broadcast_to_instances_features("optimize", "model.feature_probability", _as_tensor("optimize", "model.feature_probability", model.feature_probability), I, n)
-    _check_probability("optimize", p)
-    importance = _broadcast_to_instances_features("optimize", "model.importance", _as_tensor("optimize", "model.importance", model.importance), I, n)
-    _check_importance("optimize", importance)
-    scales = _schedule(lr_scale, steps)
+    p = _broadcast_to_instances_features("optimize", "model.feature_probability", as_tensor("optimize", "model.feature_probability", model.feature_probability), I, n)
+    check_probability("optimize", p)
+    importance = _broadcast_to_instances_features("optimize", "model.importance", as_tensor("optimize", "model.importance", model.importance), I, n)
+    check_importance("optimize", importance)
+    scales = schedule("optimize", lr_scale, steps)
     on_step = None
     if hooks:
         W, b = model.W, model.b_final
 
         def on_step(info):
-            with torch.no_grad():
-                W.copy_(info.params["W"])
-                b.copy_(info.params["b"])
-            data = dict(model=model, step=info.step, opt=None, error=None, loss=info.loss.sum(), lr=lr * scales[info.step])
+            synced = False
+
+            def sync_model():
+                nonlocal synced
+                if not synced:
+                    with torch.no_grad():
+                        W.copy_(info.params["W"])
+                        b.copy_(info.params["b"])
+                    synced = True
+
+            values = dict(model=model, step=info.step, opt=None, error=None, loss=info.loss.sum(), lr=lr * scales[info.step])
+            data = LazyHookData(values, sync_model)
             for hook in hooks:
                 hook(data)
 
@@ -398,7 +335,7 @@ def _optimize_fast(model, n_batch, steps, print_freq, lr, lr_scale, hooks, progr
         lr=lr,
         weight_decay=NOTEBOOK_WEIGHT_DECAY,
         optimizer="adamw",
-        seed=_fast_seed(seed),
+        seed=fast_seed(seed),
         log_every=print_freq,
         backend=backend,
         device=model.W.device,
