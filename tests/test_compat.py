@@ -285,7 +285,7 @@ def test_subclass_with_own_batches_falls_back_to_exact_mode():
     config, p, importance = intro_setting(I=3)
     torch.manual_seed(0)
     model = Correlated(config, feature_probability=p, importance=importance, device="cpu")
-    with pytest.warns(UserWarning, match="overrides generate_batch.*falling back to exact"):
+    with pytest.warns(UserWarning, match="Correlated has its own generate_batch.*falling back to exact"):
         nb.optimize(model, n_batch=64, steps=15, progress=False)
     torch.manual_seed(0)
     twin = Correlated(config, feature_probability=p, importance=importance, device="cpu")

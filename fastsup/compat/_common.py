@@ -113,14 +113,15 @@ def fast_seed(seed) -> int:
     return int(seed)
 
 
-def overridden(model, originals: dict[str, Callable]) -> list[str]:
-    """Which methods of ``type(model)`` are no longer the drop-in's own.
+def not_fastsups_own(model, originals: dict[str, Callable]) -> str | None:
+    """Why fast mode cannot run ``model``: the methods of its class that are not the drop-in's own, or None.
 
     ``originals`` are the functions as defined in fastsup, captured at import,
-    so a subclass override and a method patched onto the class afterwards
-    (ARENA's exercises assign their solutions to the class) both count.
+    so a subclass override and a function patched onto the class afterwards
+    (ARENA's exercises attach their solutions to the class) both count.
     """
-    return [name for name, function in originals.items() if getattr(type(model), name) is not function]
+    changed = [name for name, function in originals.items() if getattr(type(model), name) is not function]
+    return f"{type(model).__name__} has its own {', '.join(changed)} (not fastsup's)" if changed else None
 
 
 def exact_loop(

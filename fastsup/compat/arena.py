@@ -16,9 +16,10 @@ build the config with ARENA's class, run against these models.
 ``feat_mag_distn``: ``"unif"`` (uniform magnitudes in [0, 1)) and
 ``"normal"`` (``clamp(0.5 + 0.2 * N(0, 1), 0, 1)``, fastsup's
 ``magnitude="clipped_normal"``), the two values the current revision
-defines.  ``"jump"`` comes from the 2024 revision (the one with gated SAEs),
-which declares it without defining a distribution for it; it is refused
-with an error that says so.
+defines.  ``"jump"`` comes from an earlier revision (the one whose SAE config
+offers the "standard" and "gated" architectures), which declares it
+without defining a distribution for it; it is refused with an error that
+says so.
 
 Names, signatures and layouts are ARENA's: ``W`` is ``[inst, d_hidden,
 feats]`` (transposed relative to the paper notebook and to fastsup, which
@@ -96,7 +97,7 @@ from ._common import (
     fast_seed,
     linear_lr,
     nonnegative_int,
-    overridden,
+    not_fastsups_own,
     positive_int,
     resolve_device,
     schedule,
@@ -131,8 +132,8 @@ CONFIG_FIELDS = ("n_inst", "n_features", "d_hidden", "n_correlated_pairs", "n_an
 MAGNITUDES = {"unif": "uniform", "normal": "clipped_normal"}
 # values other ARENA revisions declare, with what fastsup knows of them
 OTHER_REVISIONS = {
-    "jump": "comes from ARENA's 2024 revision of these exercises (the one with gated SAEs), which declares it "
-    "but defines no distribution for it",
+    "jump": "comes from an earlier ARENA revision of these exercises (the one whose SAE config offers the "
+    "'standard' and 'gated' architectures), which declares it but defines no distribution for it",
 }
 
 
@@ -183,8 +184,8 @@ class ToyModelConfig:
 
     def __post_init__(self):
         _check_config("ToyModelConfig", self)
-        for name in CONFIG_FIELDS[:5]:
-            setattr(self, name, int(getattr(self, name)))
+        for name in ("n_inst", "n_features", "d_hidden", "n_correlated_pairs", "n_anticorrelated_pairs"):
+            setattr(self, name, int(getattr(self, name)))  # numpy integers become ints
 
 
 def _pairs(cfg) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -371,11 +372,11 @@ class ToyModel(nn.Module):
         check_lr_scale(owner, lr_scale)
         if not exact:
             known = next(k for k in type(self).__mro__ if k in _FAST_METHODS)
-            changed = overridden(self, _FAST_METHODS[known])
-            if changed:
+            reason = not_fastsups_own(self, _FAST_METHODS[known])
+            if reason is not None:
                 warnings.warn(
-                    f"{owner}: {', '.join(changed)} of {name} is not fastsup's own, which fast mode cannot run; "
-                    "falling back to exact=True (ARENA's own loop, not faster)",
+                    f"{owner}: {reason}, which fast mode cannot run; falling back to exact=True "
+                    "(ARENA's own loop, not faster)",
                     UserWarning,
                     stacklevel=2,
                 )

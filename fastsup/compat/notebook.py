@@ -84,7 +84,7 @@ from ._common import (
     exact_loop,
     fast_seed,
     linear_lr,
-    overridden,
+    not_fastsups_own,
     positive_int,
     resolve_device,
     schedule,
@@ -232,8 +232,8 @@ def optimize(
     * the live weights are copied into ``model.W``/``model.b_final`` when a
       hook reads ``data["model"]`` (once per step at most): a hook that reads
       only ``loss``, ``step`` or ``lr`` costs no copy.  Hooks must treat the
-      model as read-only: a write to ``model.W`` in a hook is overwritten at
-      the next sync and does not feed back into training;
+      model as read-only: a write to ``model.W`` in a hook does not feed back
+      into training and is overwritten at the next sync or at the end;
     * ``model``: the synced model; ``step``: the 0-based step; ``lr``: the
       float ``lr * lr_scale(step, steps)`` used at that step;
     * ``loss``: a 0-d tensor, the training-batch loss of this step summed
@@ -257,8 +257,7 @@ def optimize(
         if not isinstance(model, Model):
             reason = f"model is a {type(model).__name__}, not a fastsup.compat.Model"
         else:
-            changed = overridden(model, _FAST_METHODS)
-            reason = f"{type(model).__name__} overrides {', '.join(changed)}" if changed else None
+            reason = not_fastsups_own(model, _FAST_METHODS)
         if reason is not None:
             warnings.warn(
                 f"optimize: {reason}, which fast mode cannot run; falling back to exact=True "
