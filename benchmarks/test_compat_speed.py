@@ -111,3 +111,12 @@ def test_compat_costs_nothing_over_train(case, trainer, reference):
         pytest.skip("needs both benchmarks of this case timed (--benchmark-enable)")
     ratio = times[trainer] / times[reference]
     assert ratio <= MAX_OVERHEAD, f"{trainer} takes {ratio:.2f}x the time of {reference} on {case.name}"
+
+
+def test_whole_call_script_times_every_trainer_in_fresh_processes():
+    # A smoke run of benchmarks/compat_whole_calls.py (3 steps): every column is a real timing.
+    from benchmarks.compat_whole_calls import measure
+
+    (row,) = measure("intro", steps=3, rounds=1, threads=1)
+    assert set(row) == {"notebook", "cold", "warm", "second", "load"}
+    assert all(row[name] > 0 for name in ("notebook", "cold", "warm", "second"))
