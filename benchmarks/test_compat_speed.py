@@ -3,9 +3,12 @@
 The drop-in layer must cost nothing: ``optimize(model, ...)`` evaluates the
 lr schedule on the host, broadcasts the model's feature probability and
 importance, hands the model's weights to ``fastsup.train`` and copies the
-result back.  Both sides here train the same case (``benchmarks/cases.py``)
-for the same number of steps per call, each continuing from its own weights,
-with torch's default thread count.
+result back.  A hook that reads only the loss must not cost more than that
+either (the weights are synced into the model only for hooks that read it).
+All sides here train the same case (``benchmarks/cases.py``) for the same
+number of steps per call, each continuing from its own weights, with
+torch's default thread count.  Whole first calls in fresh processes, against
+the notebook trainer, are ``benchmarks/compat_whole_calls.py``.
 
 Run alone on a quiet machine (both cores idle):
 
@@ -48,8 +51,19 @@ class CompatRunner:
         )
         self.batch_size = case.batch_size
 
+    hooks: tuple = ()  # the notebook way: no hooks
+
     def run(self, steps: int) -> None:
-        compat.optimize(self.model, n_batch=self.batch_size, steps=steps, progress=False, seed=0)
+        compat.optimize(self.model, n_batch=self.batch_size, steps=steps, progress=False, seed=0, hooks=self.hooks)
+
+
+class LossHookRunner(CompatRunner):
+    """The notebook way with a hook that records the loss of every step (a loss curve)."""
+
+    def __init__(self, case: Case):
+        super().__init__(case)
+        self.losses = []
+        self.hooks = [lambda data: self.losses.append(data["loss"])]
 
 
 class TrainRunner:
@@ -84,9 +98,25 @@ def test_fastsup_train(benchmark, case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_compat_costs_nothing_over_train(case):
+def test_compat_optimize_with_a_loss_hook(benchmark, case):
+    benchmark.group = f"compat-{case.name}"
+    _time(benchmark, LossHookRunner(case), case, "compat.optimize + loss hook")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("trainer, reference", [("compat.optimize", "fastsup.train"), ("compat.optimize + loss hook", "compat.optimize")])
+def test_compat_costs_nothing_over_train(case, trainer, reference):
     times = SECONDS.get(case.name, {})
-    if set(times) != {"compat.optimize", "fastsup.train"}:
+    if trainer not in times or reference not in times:
         pytest.skip("needs both benchmarks of this case timed (--benchmark-enable)")
-    ratio = times["compat.optimize"] / times["fastsup.train"]
-    assert ratio <= MAX_OVERHEAD, f"compat.optimize takes {ratio:.2f}x the time of fastsup.train on {case.name}"
+    ratio = times[trainer] / times[reference]
+    assert ratio <= MAX_OVERHEAD, f"{trainer} takes {ratio:.2f}x the time of {reference} on {case.name}"
+
+
+def test_whole_call_script_times_every_trainer_in_fresh_processes():
+    # A smoke run of benchmarks/compat_whole_calls.py (3 steps): every column is a real timing.
+    from benchmarks.compat_whole_calls import measure
+
+    (row,) = measure("intro", steps=3, rounds=1, threads=1)
+    assert set(row) == {"notebook", "cold", "warm", "second", "load"}
+    assert all(row[name] > 0 for name in ("notebook", "cold", "warm", "second"))

@@ -219,6 +219,45 @@ def test_fast_mode_loss_in_hooks_is_the_summed_batch_loss():
     assert losses == pytest.approx(steps, rel=1e-6)
 
 
+def test_a_hook_that_reads_only_the_loss_costs_no_weight_copy():
+    config, p, importance = intro_setting(I=3)
+    torch.manual_seed(0)
+    model = nb.Model(config, feature_probability=p, importance=importance, device="cpu")
+    start = model.W.detach().clone()
+    W_seen_by_loss_hook = []
+
+    def loss_only(d):
+        d["loss"], d["step"], d["lr"]
+        W_seen_by_loss_hook.append(model.W.detach().clone())  # through the closure, not through d["model"]
+
+    nb.optimize(model, n_batch=64, steps=10, hooks=[loss_only], progress=False, seed=1)
+    assert all(torch.equal(W, start) for W in W_seen_by_loss_hook)  # never synced during training
+    assert not torch.equal(model.W.detach(), start)  # ... and the trained weights still land at the end
+
+
+def test_fast_mode_draws_one_int64_from_torchs_generator_and_nothing_else():
+    config, p, importance = intro_setting(I=3)
+    torch.manual_seed(0)
+    model = nb.Model(config, feature_probability=p, importance=importance, device="cpu")
+    torch.manual_seed(5)
+    nb.optimize(model, n_batch=64, steps=10, progress=False)
+    after_fast = torch.random.get_rng_state()
+    torch.manual_seed(5)
+    torch.randint(0, 2**62, (), dtype=torch.int64)
+    assert torch.equal(after_fast, torch.random.get_rng_state())
+    # with seed= nothing is drawn at all
+    before = torch.random.get_rng_state()
+    nb.optimize(model, n_batch=64, steps=10, progress=False, seed=3)
+    assert torch.equal(before, torch.random.get_rng_state())
+    # the notebook's loop (and exact mode) draws 2 * batch * instances * features uniforms per step instead
+    torch.manual_seed(5)
+    nb.optimize(model, n_batch=64, steps=10, progress=False, exact=True)
+    after_exact = torch.random.get_rng_state()
+    torch.manual_seed(5)
+    torch.rand(10 * 2 * 64 * 3 * 5)
+    assert torch.equal(after_exact, torch.random.get_rng_state())
+
+
 def test_notebook_broadcast_shapes_all_mean_the_same_run():
     I, n = 3, 5
     full_p = torch.tensor([0.9, 0.5, 0.1])[:, None].expand(I, n)
@@ -246,7 +285,7 @@ def test_subclass_with_own_batches_falls_back_to_exact_mode():
     config, p, importance = intro_setting(I=3)
     torch.manual_seed(0)
     model = Correlated(config, feature_probability=p, importance=importance, device="cpu")
-    with pytest.warns(UserWarning, match="overrides generate_batch.*falling back to exact"):
+    with pytest.warns(UserWarning, match="Correlated has its own generate_batch.*falling back to exact"):
         nb.optimize(model, n_batch=64, steps=15, progress=False)
     torch.manual_seed(0)
     twin = Correlated(config, feature_probability=p, importance=importance, device="cpu")

@@ -1,9 +1,25 @@
-"""Drop-in replacement for the toy-model API of ARENA's superposition exercises (chapter 1.3.1).
+"""Drop-in replacement for the toy-model API of ARENA's superposition exercises.
 
 Switch by changing one import::
 
     from fastsup.compat.arena import (ToyModelConfig, ToyModel, NeuronModel, NeuronComputationModel,
                                       compute_dimensionality, constant_lr, linear_lr, cosine_decay_lr)
+
+Which ARENA
+-----------
+The current revision of ARENA's "toy models of superposition" exercises
+(chapter 1.3.1 in 2024, 1.5.4 now): ``ToyModelConfig(n_inst, n_features=5,
+d_hidden=2, n_correlated_pairs=0, n_anticorrelated_pairs=0,
+feat_mag_distn="unif")``.  A model takes any config object with those six
+fields (ARENA's own ``ToyModelConfig`` included), so ARENA's tests, which
+build the config with ARENA's class, run against these models.
+``feat_mag_distn``: ``"unif"`` (uniform magnitudes in [0, 1)) and
+``"normal"`` (``clamp(0.5 + 0.2 * N(0, 1), 0, 1)``, fastsup's
+``magnitude="clipped_normal"``), the two values the current revision
+defines.  ``"jump"`` comes from an earlier revision (the one whose SAE config
+offers the "standard" and "gated" architectures), which declares it
+without defining a distribution for it; it is refused with an error that
+says so.
 
 Names, signatures and layouts are ARENA's: ``W`` is ``[inst, d_hidden,
 feats]`` (transposed relative to the paper notebook and to fastsup, which
@@ -11,37 +27,58 @@ use ``[inst, feats, d_hidden]``); ``feature_probability`` and ``importance``
 are broadcast to ``[inst, feats]`` at construction; batches are ``[batch,
 inst, feats]`` with the correlated pairs first, then the anticorrelated
 pairs, then the uncorrelated features (pair k of a block is features
-``2k, 2k + 1`` of that block).
+``2k, 2k + 1`` of that block).  The batch generators and ``calculate_loss``
+also exist as module-level functions of the model, as ARENA defines them
+before attaching them to the class.
 
+Batches, as ARENA draws them
+----------------------------
+Every generator draws the magnitudes first, then the presence uniforms.
+``ToyModel`` and ``NeuronModel`` test presence with ``u <= p``,
+``NeuronComputationModel`` with ``u < p`` (each as ARENA's own class does;
+``torch.rand`` can return p itself).  A correlated pair shares one presence
+draw.  An anticorrelated pair draws two uniforms (a, b): the first feature
+is present if a <= p, the second if a > p and b <= p / (1 - p), so each is
+present with probability p and never both; that needs p <= 0.5, which is
+checked, as ARENA checks it, when a batch is drawn (a model with p > 0.5
+can be built and used for anything but sampling).
+
+Two ways to train
+-----------------
 ``model.optimize(...)`` (fast mode) trains through ``fastsup.train`` with
 ARENA's optimizer (``torch.optim.Adam``, no weight decay), lr ``lr *
 lr_scale(step, steps)``, the model's own starting weights and loss, and
 writes the trained weights back into the model's parameters in place
 (transposing between the layouts).  Batches come from fastsup's sampler:
-ARENA's distribution (correlated pairs share one presence draw,
-anticorrelated pairs use one draw u with masks u <= p and 1 - u <= p),
-another random stream.  Its seed is drawn from torch's global generator
-(or pass ``seed=``).  ``model.optimize(..., exact=True)`` runs ARENA's own
-loop instead (``generate_batch``, autograd, ``torch.optim.Adam``); fast mode
-falls back to it, with a warning, for a subclass that overrides
-``forward``, ``calculate_loss`` or a batch generator.
+ARENA's distribution (the anticorrelated pair from one uniform u, first if
+u < p, second if 1 - u < p: the same three outcomes with the same
+probabilities), another random stream.  Its seed is one int64 drawn from
+torch's default CPU generator per call (or ``seed=``), and fast mode draws
+nothing else from torch's generators: see "Randomness" in
+``fastsup.compat.notebook``, which applies here word for word with ARENA's
+loop in place of the notebook's.  ``model.optimize(..., exact=True)`` runs
+ARENA's own loop instead (``generate_batch``, autograd,
+``torch.optim.Adam``), bit for bit; fast mode falls back to it, with a
+warning, when ``forward``, ``calculate_loss`` or a batch generator is not
+fastsup's own (a subclass override, or a function patched onto the class).
 
 Models and their fastsup equivalents: ``ToyModel`` = ``relu_output``
 (x -> ReLU(WᵀW x + b)); ``NeuronModel`` = ``relu_hidden`` (ReLU on the
 hidden layer too); ``NeuronComputationModel`` = ``abs`` (untied ``W1``
 ``[inst, d_hidden, feats]``, ``W2`` ``[inst, feats, d_hidden]``, data
-uniform in [-1, 1] where present, target |x|).
+uniform in [-1, 1) where present, target |x|; like ARENA's, it draws every
+feature independently, so it refuses configs with pairs or
+``feat_mag_distn="normal"``, which ARENA's class would silently ignore).
 
-``feat_mag_distn``: only ``"unif"`` (uniform magnitudes in [0, 1); [-1, 1)
-for ``NeuronComputationModel``) is implemented.  ``"jump"``, which ARENA's
-config lists for its sparse-autoencoder exercises, has no specification we
-could implement faithfully, so a model built with it raises
-``NotImplementedError`` rather than silently training on uniform data.
+Not here: ``DoubleDescentModel`` (it trains on one fixed dataset, which
+fastsup's trainer does not offer yet) and ARENA's SAE classes (SAE training
+belongs to SAE libraries; ARENA's SAE code runs on top of this ``ToyModel``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 
 import torch
@@ -49,20 +86,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import metrics
-from . import (
-    _as_tensor,
-    _check_importance,
-    _check_probability,
-    _fast_seed,
-    _nonnegative_int,
-    _overrides,
-    _positive_int,
-    _progress_bar,
-    _resolve_device,
-    _schedule,
+from ._common import (
+    as_tensor,
+    check_importance,
+    check_lr_scale,
+    check_probability,
     constant_lr,
     cosine_decay_lr,
+    exact_loop,
+    fast_seed,
     linear_lr,
+    nonnegative_int,
+    not_fastsups_own,
+    positive_int,
+    resolve_device,
+    schedule,
 )
 
 __all__ = [
@@ -71,16 +109,66 @@ __all__ = [
     "ToyModel",
     "NeuronModel",
     "NeuronComputationModel",
+    "PairProbabilityError",
+    "generate_batch",
+    "generate_correlated_features",
+    "generate_anticorrelated_features",
+    "generate_uncorrelated_features",
+    "calculate_loss",
     "compute_dimensionality",
     "constant_lr",
     "linear_lr",
     "cosine_decay_lr",
+    "NUM_WARMUP_STEPS",
+    "linear_warmup_lr",
+    "anthropic_lr",
 ]
 
 # ARENA's module-level default device (fastsup runs on CUDA or the CPU).
 device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-FEAT_MAG_DISTNS = ("unif", "jump")
+CONFIG_FIELDS = ("n_inst", "n_features", "d_hidden", "n_correlated_pairs", "n_anticorrelated_pairs", "feat_mag_distn")
+# feat_mag_distn values of the current ARENA revision -> fastsup's magnitude distribution
+MAGNITUDES = {"unif": "uniform", "normal": "clipped_normal"}
+# values other ARENA revisions declare, with what fastsup knows of them
+OTHER_REVISIONS = {
+    "jump": "comes from an earlier ARENA revision of these exercises (the one whose SAE config offers the "
+    "'standard' and 'gated' architectures), which declares it but defines no distribution for it",
+}
+
+
+class PairProbabilityError(ValueError, AssertionError):
+    """A batch was asked of a model whose paired features cannot be sampled with their feature_probability.
+
+    A ``ValueError`` that is also an ``AssertionError``: ARENA checks the same
+    condition with ``assert`` when a batch is drawn, so code written against
+    ARENA that expects its ``AssertionError`` still catches this one.
+    """
+
+
+def _check_config(owner: str, cfg) -> None:
+    """Refuse a config without ARENA's six fields, or with an invalid one (any class: duck typing)."""
+    missing = [name for name in CONFIG_FIELDS if not hasattr(cfg, name)]
+    if missing:
+        raise TypeError(
+            f"{owner}: cfg must have ARENA's ToyModelConfig fields {', '.join(CONFIG_FIELDS)}; "
+            f"{type(cfg).__name__} lacks {', '.join(missing)}"
+        )
+    for name in ("n_inst", "n_features", "d_hidden"):
+        positive_int(owner, f"cfg.{name}", getattr(cfg, name))
+    for name in ("n_correlated_pairs", "n_anticorrelated_pairs"):
+        nonnegative_int(owner, f"cfg.{name}", getattr(cfg, name))
+    paired = 2 * (cfg.n_correlated_pairs + cfg.n_anticorrelated_pairs)
+    if paired > cfg.n_features:
+        raise ValueError(
+            f"{owner}: {cfg.n_correlated_pairs} correlated + {cfg.n_anticorrelated_pairs} anticorrelated "
+            f"pairs need {paired} features, but cfg.n_features={cfg.n_features}"
+        )
+    if cfg.feat_mag_distn not in MAGNITUDES and cfg.feat_mag_distn not in OTHER_REVISIONS:
+        raise ValueError(
+            f"{owner}: cfg.feat_mag_distn must be one of {', '.join(map(repr, MAGNITUDES))} (the values of "
+            f"ARENA's current revision), got {cfg.feat_mag_distn!r}"
+        )
 
 
 @dataclasses.dataclass
@@ -92,24 +180,15 @@ class ToyModelConfig:
     d_hidden: int = 2
     n_correlated_pairs: int = 0
     n_anticorrelated_pairs: int = 0
-    feat_mag_distn: str = "unif"  # "unif" or "jump" (not implemented, see the module docstring)
+    feat_mag_distn: str = "unif"  # "unif" or "normal" (see the module docstring)
 
     def __post_init__(self):
-        for name in ("n_inst", "n_features", "d_hidden"):
-            setattr(self, name, _positive_int("ToyModelConfig", name, getattr(self, name)))
-        for name in ("n_correlated_pairs", "n_anticorrelated_pairs"):
-            setattr(self, name, _nonnegative_int("ToyModelConfig", name, getattr(self, name)))
-        paired = 2 * (self.n_correlated_pairs + self.n_anticorrelated_pairs)
-        if paired > self.n_features:
-            raise ValueError(
-                f"ToyModelConfig: {self.n_correlated_pairs} correlated + {self.n_anticorrelated_pairs} anticorrelated "
-                f"pairs need {paired} features, but n_features={self.n_features}"
-            )
-        if self.feat_mag_distn not in FEAT_MAG_DISTNS:
-            raise ValueError(f"ToyModelConfig: feat_mag_distn must be one of {FEAT_MAG_DISTNS}, got {self.feat_mag_distn!r}")
+        _check_config("ToyModelConfig", self)
+        for name in ("n_inst", "n_features", "d_hidden", "n_correlated_pairs", "n_anticorrelated_pairs"):
+            setattr(self, name, int(getattr(self, name)))  # numpy integers become ints
 
 
-def _pairs(cfg: ToyModelConfig) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def _pairs(cfg) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """The correlated and anticorrelated pairs as feature indices (ARENA's block layout)."""
     corr = [(2 * k, 2 * k + 1) for k in range(cfg.n_correlated_pairs)]
     start = 2 * cfg.n_correlated_pairs
@@ -120,54 +199,36 @@ def _pairs(cfg: ToyModelConfig) -> tuple[list[tuple[int, int]], list[tuple[int, 
 class ToyModel(nn.Module):
     """ARENA's tied toy model x -> ReLU(WᵀW x + b_final), ``W`` ``[inst, d_hidden, feats]``."""
 
-    # fastsup's name for this network and its magnitude distribution
+    # fastsup's name for this network
     _fastsup_model = "relu_output"
-    _magnitude = "uniform"
-    # methods fast mode replaces by fastsup's fused equivalents
-    _fast_methods = (
-        "forward",
-        "calculate_loss",
-        "generate_batch",
-        "generate_correlated_features",
-        "generate_anticorrelated_features",
-        "generate_uncorrelated_features",
-    )
+    # ARENA's presence test for this class (see the module docstring)
+    _is_present = staticmethod(torch.le)
 
-    def __init__(self, cfg: ToyModelConfig, feature_probability=0.01, importance=1.0, device=device):
+    def __init__(self, cfg, feature_probability=0.01, importance=1.0, device=device):
         super().__init__()
         name = type(self).__name__
-        if not isinstance(cfg, ToyModelConfig):
-            raise TypeError(f"{name}: cfg must be a ToyModelConfig, got {type(cfg).__name__}")
-        if cfg.feat_mag_distn != "unif":
+        _check_config(name, cfg)
+        if cfg.feat_mag_distn in OTHER_REVISIONS:
             raise NotImplementedError(
-                f"{name}: feat_mag_distn={cfg.feat_mag_distn!r} is not implemented by fastsup.compat.arena "
-                "(only 'unif', uniform magnitudes, is); use feat_mag_distn='unif'"
+                f"{name}: feat_mag_distn={cfg.feat_mag_distn!r} {OTHER_REVISIONS[cfg.feat_mag_distn]}; "
+                f"fastsup.compat.arena implements the current revision's {', '.join(map(repr, MAGNITUDES))}"
             )
+        self._check_supported(cfg)
         self.cfg = cfg
-        dev = _resolve_device(device, name)
-        shape = (cfg.n_inst, cfg.n_features)
+        dev = resolve_device(device, name)
         self.feature_probability = self._broadcast("feature_probability", feature_probability, dev)
-        _check_probability(name, self.feature_probability)
-        corr, anti = _pairs(cfg)
-        for kind, pairs in (("correlated", corr), ("anticorrelated", anti)):
-            for a, b in pairs:
-                if not torch.equal(self.feature_probability[:, a], self.feature_probability[:, b]):
-                    raise ValueError(
-                        f"{name}: features {a} and {b} form a {kind} pair and share one presence draw, "
-                        "so they need the same feature_probability in every instance"
-                    )
-        for a, _ in anti:
-            if (self.feature_probability[:, a] > 0.5).any():
-                raise ValueError(f"{name}: anticorrelated pair ({a}, {a + 1}) needs feature_probability <= 0.5 (never both present)")
+        check_probability(name, self.feature_probability)
         self.importance = self._broadcast("importance", importance, dev)
-        _check_importance(name, self.importance)
-        assert self.feature_probability.shape == self.importance.shape == shape
+        check_importance(name, self.importance)
         self._init_parameters()
         self.to(dev)
 
+    def _check_supported(self, cfg) -> None:
+        """Refuse what this class's ARENA counterpart does not define (every config, for ToyModel)."""
+
     def _broadcast(self, attr: str, value, dev) -> torch.Tensor:
         cfg, name = self.cfg, type(self).__name__
-        tensor = _as_tensor(name, attr, value).to(dev)
+        tensor = as_tensor(name, attr, value).to(dev)
         try:
             return tensor.broadcast_to((cfg.n_inst, cfg.n_features))
         except RuntimeError:
@@ -205,23 +266,49 @@ class ToyModel(nn.Module):
         return self.b_final.device
 
     def _rand_magnitude(self, shape) -> torch.Tensor:
+        if self.cfg.feat_mag_distn == "normal":
+            return torch.clamp(0.5 + 0.2 * torch.randn(shape, device=self._device()), 0.0, 1.0)
         return torch.rand(shape, device=self._device())
+
+    def _check_pairs_can_be_sampled(self) -> None:
+        """ARENA's checks at batch time: a pair shares one p, and an anticorrelated pair needs p <= 0.5."""
+        name = type(self).__name__
+        corr, anti = _pairs(self.cfg)
+        for kind, pairs in (("correlated", corr), ("anticorrelated", anti)):
+            for a, b in pairs:
+                if not torch.equal(self.feature_probability[:, a], self.feature_probability[:, b]):
+                    raise PairProbabilityError(
+                        f"{name}: features {a} and {b} form a {kind} pair and share presence draws, "
+                        "so they need the same feature_probability in every instance"
+                    )
+        for a, b in anti:
+            if (self.feature_probability[:, a] > 0.5).any():
+                raise PairProbabilityError(
+                    f"{name}: anticorrelated pair ({a}, {b}) needs feature_probability <= 0.5 (2p <= 1, "
+                    f"since the two are never present together), got up to "
+                    f"{self.feature_probability[:, a].max().item():g}"
+                )
 
     def generate_correlated_features(self, batch_size: int, n_correlated_pairs: int) -> torch.Tensor:
         """``[batch, inst, 2 * n_correlated_pairs]``: the two features of a pair are present together or not at all."""
+        self._check_pairs_can_be_sampled()
         I = self.cfg.n_inst
         magnitude = self._rand_magnitude((batch_size, I, 2 * n_correlated_pairs))
         p = self.feature_probability[:, 0 : 2 * n_correlated_pairs : 2]  # [inst, pairs]
-        present = torch.rand((batch_size, I, n_correlated_pairs), device=self._device()) <= p
+        present = self._is_present(torch.rand((batch_size, I, n_correlated_pairs), device=self._device()), p)
         return torch.where(present.repeat_interleave(2, dim=-1), magnitude, 0.0)
 
     def generate_anticorrelated_features(self, batch_size: int, n_anticorrelated_pairs: int) -> torch.Tensor:
-        """``[batch, inst, 2 * n_anticorrelated_pairs]``: one draw u per pair; first present if u <= p, second if 1 - u <= p."""
+        """``[batch, inst, 2 * n_anticorrelated_pairs]``: uniforms (a, b) per pair; first if a <= p, second if a > p and b <= p/(1-p)."""
+        self._check_pairs_can_be_sampled()
         I, start = self.cfg.n_inst, 2 * self.cfg.n_correlated_pairs
         magnitude = self._rand_magnitude((batch_size, I, 2 * n_anticorrelated_pairs))
         p = self.feature_probability[:, start : start + 2 * n_anticorrelated_pairs : 2]
-        u = torch.rand((batch_size, I, n_anticorrelated_pairs), device=self._device())
-        present = torch.stack([u <= p, (1 - u) <= p], dim=-1).flatten(-2)
+        first_u, second_u = torch.rand((2, batch_size, I, n_anticorrelated_pairs), device=self._device())
+        first = self._is_present(first_u, p)
+        # given the first is absent (probability 1 - p), p / (1 - p) makes the second present with probability p
+        second = ~first & self._is_present(second_u, p / (1 - p))
+        present = torch.stack([first, second], dim=-1).flatten(-2)
         return torch.where(present, magnitude, 0.0)
 
     def generate_uncorrelated_features(self, batch_size: int, n_uncorrelated: int) -> torch.Tensor:
@@ -229,7 +316,7 @@ class ToyModel(nn.Module):
         I = self.cfg.n_inst
         magnitude = self._rand_magnitude((batch_size, I, n_uncorrelated))
         p = self.feature_probability[:, self.cfg.n_features - n_uncorrelated :]
-        present = torch.rand((batch_size, I, n_uncorrelated), device=self._device()) <= p
+        present = self._is_present(torch.rand((batch_size, I, n_uncorrelated), device=self._device()), p)
         return torch.where(present, magnitude, 0.0)
 
     def generate_batch(self, batch_size: int) -> torch.Tensor:
@@ -274,22 +361,22 @@ class ToyModel(nn.Module):
         ``lr_scale`` is any callable ``lr_scale(step, steps)``.  Keyword-only
         fastsup additions: ``exact`` (ARENA's own loop and random stream),
         ``backend``, ``progress`` (tqdm bar), ``seed`` (fast mode's data
-        seed; default drawn from torch's global generator), ``compile`` (fast
-        mode, torch backend; None lets fastsup decide by run length).
+        seed; default one int64 drawn from torch's default CPU generator),
+        ``compile`` (fast mode, torch backend; None lets fastsup decide).
         """
         name = type(self).__name__
-        batch_size = _positive_int(f"{name}.optimize", "batch_size", batch_size)
-        steps = _positive_int(f"{name}.optimize", "steps", steps)
-        log_freq = _positive_int(f"{name}.optimize", "log_freq", log_freq)
-        if not callable(lr_scale):
-            raise TypeError(f"{name}.optimize: lr_scale must be a callable lr_scale(step, steps), got {type(lr_scale).__name__}")
+        owner = f"{name}.optimize"
+        batch_size = positive_int(owner, "batch_size", batch_size)
+        steps = positive_int(owner, "steps", steps)
+        log_freq = positive_int(owner, "log_freq", log_freq)
+        check_lr_scale(owner, lr_scale)
         if not exact:
-            known = next(k for k in type(self).__mro__ if k in _KNOWN)
-            changed = _overrides(self, known, self._fast_methods)
-            if changed:
+            known = next(k for k in type(self).__mro__ if k in _FAST_METHODS)
+            reason = not_fastsups_own(self, _FAST_METHODS[known])
+            if reason is not None:
                 warnings.warn(
-                    f"{name}.optimize: {name} overrides {', '.join(changed)}, which fast mode cannot run; "
-                    "falling back to exact=True (ARENA's own loop, not faster)",
+                    f"{owner}: {reason}, which fast mode cannot run; falling back to exact=True "
+                    "(ARENA's own loop, not faster)",
                     UserWarning,
                     stacklevel=2,
                 )
@@ -300,28 +387,18 @@ class ToyModel(nn.Module):
             self._optimize_fast(batch_size, steps, log_freq, lr, lr_scale, progress, backend, seed, compile)
 
     def _optimize_exact(self, batch_size, steps, log_freq, lr, lr_scale, progress) -> None:
+        def batch_loss():
+            batch = self.generate_batch(batch_size)
+            return self.calculate_loss(self(batch), batch), None
+
         optimizer = torch.optim.Adam(list(self.parameters()), lr=lr)
-        bar, step_iter = _progress_bar(steps, progress)
-        try:
-            for step in step_iter:
-                step_lr = lr * lr_scale(step, steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = step_lr
-                optimizer.zero_grad()
-                batch = self.generate_batch(batch_size)
-                out = self(batch)
-                loss = self.calculate_loss(out, batch)
-                loss.backward()
-                optimizer.step()
-                if bar is not None and (step % log_freq == 0 or step + 1 == steps):
-                    bar.set_postfix(loss=loss.item() / self.cfg.n_inst, lr=step_lr)
-        finally:
-            if bar is not None:
-                bar.close()
+        exact_loop(optimizer, steps, lr, lr_scale, batch_loss, log_every=log_freq, n_instances=self.cfg.n_inst,
+                   progress=progress)
 
     def _optimize_fast(self, batch_size, steps, log_freq, lr, lr_scale, progress, backend, seed, compile) -> None:
         from ..train import train
 
+        self._check_pairs_can_be_sampled()  # as ARENA's first batch would
         cfg = self.cfg
         corr, anti = _pairs(cfg)
         result = train(
@@ -329,7 +406,7 @@ class ToyModel(nn.Module):
             n_hidden=cfg.d_hidden,
             n_instances=cfg.n_inst,
             model=self._fastsup_model,
-            magnitude=self._magnitude,
+            magnitude=self._magnitude(),
             feature_probability=self.feature_probability.detach().cpu().float(),
             importance=self.importance.detach().cpu().float(),
             correlated_sets=corr,
@@ -339,17 +416,20 @@ class ToyModel(nn.Module):
             lr=lr,
             weight_decay=0.0,
             optimizer="adam",
-            seed=_fast_seed(seed),
+            seed=fast_seed(seed),
             log_every=log_freq,
             backend=backend,
             device=self._device(),
             progress=progress,
             compile=compile,
             init=self._to_fastsup(),
-            lr_schedule=_schedule(lr_scale, steps),
+            lr_schedule=schedule(f"{type(self).__name__}.optimize", lr_scale, steps),
         )
         with torch.no_grad():
             self._from_fastsup(result.params)
+
+    def _magnitude(self) -> str:
+        return MAGNITUDES[self.cfg.feat_mag_distn]
 
 
 class NeuronModel(ToyModel):
@@ -368,14 +448,24 @@ class NeuronComputationModel(ToyModel):
 
     ``W1`` ``[inst, d_hidden, feats]``, ``W2`` ``[inst, feats, d_hidden]``
     (``kaiming_uniform_`` on the 3-D tensors, as ARENA); present features are
-    uniform in [-1, 1).  ``feature_probability`` defaults to 1.0, as ARENA's.
+    uniform in [-1, 1), presence ``u < p`` (ARENA's comparison for this
+    class).  ``feature_probability`` defaults to 1.0, as ARENA's.
     """
 
     _fastsup_model = "abs"
-    _magnitude = "signed"
+    _is_present = staticmethod(torch.lt)
 
-    def __init__(self, cfg: ToyModelConfig, feature_probability=1.0, importance=1.0, device=device):
+    def __init__(self, cfg, feature_probability=1.0, importance=1.0, device=device):
         super().__init__(cfg, feature_probability=feature_probability, importance=importance, device=device)
+
+    def _check_supported(self, cfg) -> None:
+        if cfg.n_correlated_pairs or cfg.n_anticorrelated_pairs or cfg.feat_mag_distn != "unif":
+            raise NotImplementedError(
+                "NeuronComputationModel: ARENA's class draws every feature independently with uniform magnitudes "
+                "in [-1, 1), whatever the config says; use n_correlated_pairs=0, n_anticorrelated_pairs=0 and "
+                f"feat_mag_distn='unif' (got {cfg.n_correlated_pairs}, {cfg.n_anticorrelated_pairs}, "
+                f"{cfg.feat_mag_distn!r})"
+            )
 
     def _init_parameters(self) -> None:
         cfg = self.cfg
@@ -394,6 +484,9 @@ class NeuronComputationModel(ToyModel):
     def _target(self, batch: torch.Tensor) -> torch.Tensor:
         return batch.abs()
 
+    def _magnitude(self) -> str:
+        return "signed"
+
     def _to_fastsup(self) -> dict[str, torch.Tensor]:
         # ARENA W1 [inst, d_hidden, feats] -> fastsup W1 [inst, feats, d_hidden];
         # ARENA W2 [inst, feats, d_hidden] -> fastsup W2 [inst, d_hidden, feats].
@@ -409,18 +502,63 @@ class NeuronComputationModel(ToyModel):
         self.b_final.copy_(params["b"])
 
 
-_KNOWN = (NeuronComputationModel, NeuronModel, ToyModel)
+# Methods that fast mode replaces by fastsup's fused equivalents, per class, as defined here (captured at
+# import, so that a method a notebook patches onto the class later is seen as not fastsup's).
+_FAST_METHOD_NAMES = (
+    "forward",
+    "calculate_loss",
+    "generate_batch",
+    "generate_correlated_features",
+    "generate_anticorrelated_features",
+    "generate_uncorrelated_features",
+)
+_FAST_METHODS = {
+    cls: {name: getattr(cls, name) for name in _FAST_METHOD_NAMES}
+    for cls in (NeuronComputationModel, NeuronModel, ToyModel)
+}
+
+# ARENA defines these as functions of the model before attaching them to its class; these are
+# fastsup's methods as functions (they dispatch on the model's class, e.g. signed magnitudes for
+# a NeuronComputationModel).
+generate_batch = ToyModel.generate_batch
+generate_correlated_features = ToyModel.generate_correlated_features
+generate_anticorrelated_features = ToyModel.generate_anticorrelated_features
+generate_uncorrelated_features = ToyModel.generate_uncorrelated_features
+calculate_loss = ToyModel.calculate_loss
 
 
+@torch.inference_mode()
 def compute_dimensionality(W: torch.Tensor) -> torch.Tensor:
     """Feature dimensionality D_i = ‖W_i‖² / Σ_j (Ŵ_i·W_j)² for ARENA's ``W`` ``[inst, d_hidden, feats]`` → ``[inst, feats]``.
 
-    Feature i is column ``W[..., :, i]``.  A zero column gives 0, not NaN
-    (see ``fastsup.metrics.feature_dimensionality``, which takes the
-    transposed, notebook layout).  A 2-D ``[d_hidden, feats]`` gives ``[feats]``.
+    Feature i is column ``W[..., :, i]``.  As ARENA's: computed under
+    ``torch.inference_mode`` (no autograd state, the result is an inference
+    tensor), and an all-zero column gives NaN (0/0).
+    (``fastsup.metrics.feature_dimensionality`` takes the transposed,
+    notebook layout and gives 0 there.)  A 2-D ``[d_hidden, feats]`` gives
+    ``[feats]``.
     """
     if not isinstance(W, torch.Tensor):
         W = torch.as_tensor(W)
     if W.ndim not in (2, 3):
         raise ValueError(f"compute_dimensionality: W must be [inst, d_hidden, feats] or [d_hidden, feats], got shape {list(W.shape)}")
-    return metrics.feature_dimensionality(W.transpose(-1, -2))
+    dimensionality = metrics.feature_dimensionality(W.transpose(-1, -2))
+    unlearned = (W == 0).all(dim=-2)
+    return torch.where(unlearned, math.nan, dimensionality)
+
+
+# --- the double-descent section's schedules ------------------------------------------------
+# Warm-up length of anthropic_lr, a module constant as in ARENA (read at call time, so it can be changed).
+NUM_WARMUP_STEPS = 2500
+
+
+def linear_warmup_lr(step, steps):
+    """Rises linearly from 0 at step 0 to 1 at step ``steps``."""
+    return step / steps
+
+
+def anthropic_lr(step, steps):
+    """The paper's double-descent schedule: linear warm-up over ``NUM_WARMUP_STEPS``, then cosine decay to 0."""
+    if step < NUM_WARMUP_STEPS:
+        return linear_warmup_lr(step, NUM_WARMUP_STEPS)
+    return cosine_decay_lr(step - NUM_WARMUP_STEPS, steps - NUM_WARMUP_STEPS)
