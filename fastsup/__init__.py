@@ -5,10 +5,13 @@
 paper's measures, ``fastsup.experiments`` the paper's experiments.
 """
 
-from . import metrics
-from .config import TrainConfig
-from .result import TrainResult, load
-from .train import DivergenceWarning, train
-
-__all__ = ["DivergenceWarning", "TrainConfig", "TrainResult", "load", "metrics", "train"]
 __version__ = "0.1.0"
+
+from . import metrics  # noqa: E402
+from .config import TrainConfig  # noqa: E402
+from .result import TrainResult, load  # noqa: E402
+from .sweep import Sweep, SweepResult, load_sweep, run_sweep  # noqa: E402
+from .train import DivergenceWarning, train  # noqa: E402
+
+__all__ = ["DivergenceWarning", "Sweep", "SweepResult", "TrainConfig", "TrainResult", "load", "load_sweep",
+           "metrics", "run_sweep", "train"]

@@ -139,6 +139,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="warmup steps of --schedule warmup_cosine (0 < N < steps)")
     tr.add_argument("--out", required=True, metavar="DIR", help="folder to save the result into: new, empty, or a previous fastsup result (replaced)")
     _add_run_options(tr)
+
+    sw = sub.add_parser(
+        "sweep", help="run (or resume) a sweep from a TOML spec into a store folder",
+        description="Train every (point, restart) of the sweep in SPEC (TOML: [sweep], [fixed], [axes], "
+                    "[fields]; see examples/) into the folder STORE; rerunning the same command resumes.",
+    )
+    sw.add_argument("spec", metavar="SPEC", help="sweep spec (.toml)")
+    sw.add_argument("--store", required=True, metavar="DIR", help="the sweep's folder (created, or resumed)")
+    sw.add_argument("--executor", choices=("local",), default="local", help="where chunks run (default local)")
+    sw.add_argument("--backend", choices=BACKENDS, default="auto", help="training backend (default auto)")
+    sw.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if present)")
+    sw.add_argument("--instance-chunk", type=_positive_int, default=None, metavar="N",
+                    help="models per train call in a new store (default: bounded by memory)")
+    sw.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    st = sub.add_parser("sweep-status", help="how far a sweep store has got",
+                        description="Print the models finished / planned and the diverged count of a sweep store.")
+    st.add_argument("store", metavar="DIR", help="the sweep's folder")
     return parser
 
 
@@ -212,7 +230,31 @@ def _report_divergence(results) -> int:
     return 1 if diverged == total else 0
 
 
-_COMMANDS = {"list": _cmd_list, "run": _cmd_run, "train": _cmd_train}
+def _cmd_sweep(args) -> int:
+    from .sweep import Sweep, run_sweep
+
+    out = run_sweep(Sweep.from_toml(args.spec), args.store, executor=args.executor, backend=args.backend,
+                    device=args.device, instance_chunk=args.instance_chunk, progress=args.progress)
+    table = out.table
+    diverged = int(table["diverged"].sum())
+    print(f"sweep: {len(table)} models ({table['point'].nunique()} points × {out.restarts} restarts) in "
+          f"{args.store}; {diverged} diverged; table: {out.store / 'table.parquet'}")
+    return 1 if diverged == len(table) else 0
+
+
+def _cmd_sweep_status(args) -> int:
+    from .sweep import load_sweep
+
+    out = load_sweep(args.store)
+    done, planned = out.status()
+    print(f"{args.store}: {done} / {planned} models finished ({len(out.chunks)} chunks)")
+    if done == planned:
+        print(f"diverged: {int(out.table['diverged'].sum())}")
+    return 0
+
+
+_COMMANDS = {"list": _cmd_list, "run": _cmd_run, "train": _cmd_train, "sweep": _cmd_sweep,
+             "sweep-status": _cmd_sweep_status}
 
 
 def main(argv=None) -> int:

@@ -100,11 +100,17 @@ def read_json(path, what: str):
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` (released by the OS if the process dies)."""
+def folder_lock(folder: Path, *, blocking: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (released by the OS if the process dies).
+
+    ``blocking=False``: a folder another process holds is an error at once.
+    """
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, _normal_mode())
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise ValueError(f"{str(folder)!r} is in use by another fastsup process") from None
         yield
     finally:
         os.close(fd)

@@ -1,0 +1,202 @@
+"""``run_sweep``: plan, train every unfinished chunk, write the table; ``SweepResult`` reads a store back."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import io, metrics
+from ..backends import default_chunk, resolve_backend
+from ..config import TrainConfig, check_integer
+from ..train import resolve_device, train
+from . import store as stores
+from .plan import Chunk, chunk_config, group_points, plan_chunks
+from .spec import Sweep, fingerprint
+
+EXECUTORS = ("local",)
+REPRESENTED_THRESHOLD = 0.5
+
+
+def _chunk_sizes(points, groups, restarts, backend, device, instance_chunk) -> list[int]:
+    """Rows per train call in each group: ``instance_chunk``, or what the backend bounds memory to."""
+    if instance_chunk is not None:
+        return [check_integer("instance_chunk", instance_chunk, 1)] * len(groups)
+    sizes = []
+    for members in groups:
+        config = chunk_config(points, members, restarts, Chunk("group", 0, 0, len(members) * restarts))
+        sizes.append(default_chunk(resolve_backend(backend, device, config), config))
+    return sizes
+
+
+def run_sweep(sweep: Sweep, store, *, executor: str = "local", resume: bool = True, backend: str = "auto",
+              device=None, instance_chunk: int | None = None, progress: bool = True) -> "SweepResult":
+    """Train every (point, restart) of ``sweep`` into the folder ``store`` and return its table.
+
+    An existing store of the same sweep is continued (``resume=True``): only
+    chunks without a file are trained, with the chunk plan the store already
+    has.  A store of another sweep is an error; so is ``resume=False`` on a
+    store that has any finished chunk.
+    """
+    if not isinstance(sweep, Sweep):
+        raise TypeError(f"sweep must be a fastsup.Sweep, got {type(sweep).__name__}")
+    if executor not in EXECUTORS:
+        hint = " (the Ray executor is not in this version of fastsup)" if executor == "ray" else ""
+        raise ValueError(f"executor must be one of {', '.join(map(repr, EXECUTORS))}; got {executor!r}{hint}")
+    store = Path(store)
+    torch_device = resolve_device(device)
+    spec = sweep.to_dict()
+    digest = fingerprint(spec)
+    manifest = stores.check_store(store)
+    if manifest is not None and manifest["fingerprint"] != digest:
+        raise ValueError(f"store {str(store)!r} holds another sweep (fingerprint {manifest['fingerprint'][:12]}…, "
+                         f"this one {digest[:12]}…); use a new store, or the spec it was made with")
+    points, restarts = spec["points"], sweep.restarts
+    store.mkdir(parents=True, exist_ok=True)
+    with io.folder_lock(store, blocking=False):
+        if manifest is None:
+            groups = group_points(points)
+            sizes = _chunk_sizes(points, groups, restarts, backend, torch_device, instance_chunk)
+            manifest = stores.new_manifest(spec, digest, groups, plan_chunks(groups, restarts, sizes))
+            io.write_json_atomic(store / stores.MANIFEST, manifest)
+        chunks, groups = stores.planned_chunks(manifest), manifest["groups"]
+        (store / stores.CHUNKS).mkdir(exist_ok=True)
+        io.remove_stale_temporaries(store)
+        io.remove_stale_temporaries(store / stores.CHUNKS)
+        done = stores.finished(store, chunks)
+        if any(done) and not resume:
+            raise ValueError(f"store {str(store)!r} already has {sum(done)} finished chunks and resume=False; "
+                             "use a new store to start over")
+        total = sum((c.stop - c.start) * _steps(points, groups, c) for c in chunks)
+        with tqdm(total=total, disable=not progress, unit="model·step", unit_scale=True,
+                  desc=f"sweep {len(points)} points × {restarts} restarts") as bar:
+            bar.update(sum((c.stop - c.start) * _steps(points, groups, c) for c, d in zip(chunks, done) if d))
+            for chunk, is_done in zip(chunks, done):
+                if is_done:
+                    continue
+                config = chunk_config(points, groups[chunk.group], restarts, chunk)
+                result = train(config, backend=backend, device=torch_device, progress=False)
+                tensors = {f"params.{k}": v for k, v in result.params.items()}
+                tensors.update(final_loss=result.final_loss, loss_history=result.loss_history,
+                               loss_steps=result.loss_steps, instance_ids=config.instance_id_tensor())
+                stores.write_chunk(store, chunk, tensors, result.backend)
+                bar.update((chunk.stop - chunk.start) * config.steps)
+        out = SweepResult(store)
+        out.write_table()
+    return out
+
+
+def _steps(points, groups, chunk: Chunk) -> int:
+    return points[groups[chunk.group][0]].get("steps", TrainConfig.steps)
+
+
+class SweepResult:
+    """A sweep store read back: ``table`` (one row per point and restart), ``best()``, ``params(rows)``."""
+
+    def __init__(self, store):
+        self.store = Path(store)
+        manifest = stores.check_store(self.store)
+        if manifest is None:
+            raise FileNotFoundError(f"no sweep store at {str(self.store)!r}")
+        self.manifest = manifest
+        self.chunks = stores.planned_chunks(manifest)
+        self._table = None
+
+    @property
+    def restarts(self) -> int:
+        return self.manifest["spec"]["restarts"]
+
+    def status(self) -> tuple[int, int]:
+        """(models finished, models planned)."""
+        done = stores.finished(self.store, self.chunks)
+        return sum(c.stop - c.start for c, d in zip(self.chunks, done) if d), sum(c.stop - c.start for c in self.chunks)
+
+    def _rows(self):
+        """Per chunk: the (point, restart) of each row, in the chunk's order."""
+        groups, R = self.manifest["groups"], self.restarts
+        for chunk in self.chunks:
+            members = groups[chunk.group]
+            yield chunk, [(members[r // R], r % R) for r in range(chunk.start, chunk.stop)]
+
+    def build_table(self):
+        import pandas as pd
+
+        spec, R = self.manifest["spec"], self.restarts
+        axis_names = list(spec["axes"])
+        points = Sweep(axes=spec["axes"], mode=spec["mode"]).points()
+        records = []
+        for chunk, rows in self._rows():
+            tensors = stores.read_chunk(self.store, chunk)
+            if tensors is None:
+                raise ValueError(f"sweep in {str(self.store)!r} is not finished: chunk {chunk.name} has no file "
+                                 "(run the sweep again to resume)")
+            encoder = tensors["params.W1" if "params.W1" in tensors else "params.W"].double()
+            loss = tensors["final_loss"].double()
+            diverged = ~torch.isfinite(loss) | ~torch.isfinite(tensors["loss_history"]).all(0)
+            for value in (v for k, v in tensors.items() if k.startswith("params.")):
+                diverged |= ~torch.isfinite(value).flatten(1).all(1)
+            n_rep = metrics.n_represented(encoder, REPRESENTED_THRESHOLD)
+            dims = metrics.dimensions_per_feature(encoder)
+            for i, (point, restart) in enumerate(rows):
+                records.append({"point": point, "restart": restart, **points[point],
+                                "instance_id": int(tensors["instance_ids"][i]), "seed": spec["points"][point].get("seed", 0),
+                                "final_loss": loss[i].item(), "diverged": bool(diverged[i]),
+                                "n_represented": n_rep[i].item(), "dimensions_per_feature": dims[i].item(),
+                                "chunk": chunk.name, "row_in_chunk": i})
+        table = pd.DataFrame.from_records(records, columns=["point", "restart", *axis_names, "instance_id", "seed",
+                                                            "final_loss", "diverged", "n_represented",
+                                                            "dimensions_per_feature", "chunk", "row_in_chunk"])
+        return table.set_index("instance_id", drop=False).rename_axis("row").sort_index()
+
+    def write_table(self) -> Path:
+        table = self.build_table()
+        path = self.store / stores.TABLE
+        with io.atomic_path(path) as tmp:
+            table.to_parquet(tmp)
+        self._table = table
+        return path
+
+    @property
+    def table(self):
+        """pandas DataFrame, one row per (point, restart), labelled by instance id."""
+        if self._table is None:
+            import pandas as pd
+
+            path = self.store / stores.TABLE
+            self._table = pd.read_parquet(path) if path.is_file() else self.build_table()
+        return self._table
+
+    def best(self):
+        """One row per point: the restart with the lowest held-out loss (diverged restarts last)."""
+        table = self.table
+        ranked = table.assign(_loss=table["final_loss"].where(~table["diverged"], math.inf))
+        return ranked.sort_values(["point", "_loss", "restart"], kind="stable").groupby("point").head(1).drop(
+            columns="_loss")
+
+    def params(self, rows) -> dict[str, torch.Tensor]:
+        """The trained tensors of ``rows`` (a DataFrame of this table, or row labels), first dim following rows."""
+        labels = list(rows.index) if hasattr(rows, "index") and hasattr(rows, "columns") else list(rows)
+        table = self.table
+        missing = [label for label in labels if label not in table.index]
+        if missing:
+            raise KeyError(f"rows {missing[:5]} are not in this sweep's table (labels are instance ids)")
+        selected = table.loc[labels]
+        by_chunk = {c.name: c for c in self.chunks}
+        loaded: dict[str, dict[str, torch.Tensor]] = {}
+        out: dict[str, list[torch.Tensor]] = {}
+        for name, i in zip(selected["chunk"], selected["row_in_chunk"]):
+            if name not in loaded:
+                loaded[name] = stores.read_chunk(self.store, by_chunk[name])
+            for key, value in loaded[name].items():
+                if key.startswith("params."):
+                    out.setdefault(key.removeprefix("params."), []).append(value[int(i)])
+        shapes = {k: {tuple(t.shape) for t in v} for k, v in out.items()}
+        if any(len(s) > 1 for s in shapes.values()) or len({len(v) for v in out.values()}) > 1:
+            raise ValueError(f"rows span models of different shapes ({shapes}); select rows of one shape")
+        return {k: torch.stack(v) for k, v in out.items()}
+
+
+def load_sweep(store) -> SweepResult:
+    return SweepResult(store)
