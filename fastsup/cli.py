@@ -147,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("spec", metavar="SPEC", help="sweep spec (.toml)")
     sw.add_argument("--store", required=True, metavar="DIR", help="the sweep's folder (created, or resumed)")
-    sw.add_argument("--executor", choices=("local",), default="local", help="where chunks run (default local)")
+    sw.add_argument("--executor", choices=("local", "ray"), default="local",
+                    help="where chunks run: in this process, or one Ray task each (default local)")
+    sw.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
     sw.add_argument("--backend", choices=BACKENDS, default="auto", help="training backend (default auto)")
     sw.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if present)")
     sw.add_argument("--instance-chunk", type=_positive_int, default=None, metavar="N",
@@ -233,7 +235,8 @@ def _report_divergence(results) -> int:
 def _cmd_sweep(args) -> int:
     from .sweep import Sweep, run_sweep
 
-    out = run_sweep(Sweep.from_toml(args.spec), args.store, executor=args.executor, backend=args.backend,
+    out = run_sweep(Sweep.from_toml(args.spec), args.store, executor=args.executor, address=args.address,
+                    backend=args.backend,
                     device=args.device, instance_chunk=args.instance_chunk, progress=args.progress)
     table = out.table
     diverged = int(table["diverged"].sum())

@@ -8,6 +8,8 @@ present), ``sparsity`` is S = 1 - p; the config stores p only and
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import operator
 from typing import Any, Sequence
@@ -60,17 +62,14 @@ def _finite_float(name: str, value, *, minimum=None, strict=False) -> float:
     return value
 
 
-def _as_jsonable(name: str, value):
-    """Scalars stay scalars; tensors/arrays/sequences become nested lists of floats."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+def _as_values(name: str, value):
+    """Scalars stay Python floats; anything else becomes a float64 CPU tensor of its own shape."""
+    if isinstance(value, bool) or isinstance(value, torch.Tensor) and value.dtype == torch.bool:
+        raise TypeError(f"{name} must be a number, a sequence of numbers or a tensor, got {value!r}")
+    if isinstance(value, (int, float)):
         return float(value)
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().double().tolist()
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return _as_jsonable(name, value.tolist())
-    if isinstance(value, (list, tuple)):
-        return [_as_jsonable(name, v) for v in value]
-    raise TypeError(f"{name} must be a number, a sequence of numbers or a tensor, got {value!r}")
+    tensor = _as_float64(name, value)
+    return tensor.item() if tensor.ndim == 0 else tensor.contiguous()
 
 
 def _as_float64(name: str, value) -> torch.Tensor:
@@ -158,13 +157,26 @@ def _feature_groups(name: str, groups, n_features: int, size: int | None) -> tup
     return tuple(out)
 
 
-@dataclasses.dataclass
+TENSOR_FIELDS = ("feature_probability", "importance", "lr", "weight_decay", "lr_multipliers", "instance_ids")
+
+
+def _set(config, name: str, value) -> None:
+    object.__setattr__(config, name, value)  # a frozen dataclass validates and normalises once, here
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class TrainConfig:
     """Everything that determines a training run.  Same config, same numbers, on every backend.
 
-    Shapes after validation: ``probability()``/``importance_tensor()`` are
+    Immutable once validated.  Per-instance values (``feature_probability``,
+    ``importance``, ``lr``, ``weight_decay``) are Python floats or float64
+    tensors of the shape given; ``instance_ids`` an int64 tensor ``[I]``;
+    ``lr_multipliers`` a float64 tensor ``[steps]``, so a config of 10^6
+    instances builds, chunks and saves in well under a second.  Shapes after
+    broadcasting: ``probability()``/``importance_tensor()`` are
     ``[n_instances, n_features]``; ``lr_tensor()``/``weight_decay_tensor()``
-    are ``[n_instances]``.
+    are ``[n_instances]``.  ``fingerprint()`` is a content hash, the same in
+    every process and on every machine; equal configs have equal fingerprints.
     """
 
     n_features: int = 5
@@ -195,50 +207,49 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("n_features", "n_hidden", "n_instances", "steps", "batch_size", "log_every"):
-            setattr(self, name, _positive_int(name, getattr(self, name)))
-        self.model = _choice("model", self.model, MODELS)
-        self.activation = _choice("activation", self.activation, ACTIVATIONS)
+            _set(self, name, _positive_int(name, getattr(self, name)))
+        _set(self, "model", _choice("model", self.model, MODELS))
+        _set(self, "activation", _choice("activation", self.activation, ACTIVATIONS))
         if self.model == "linear" and self.activation != "relu":
             raise ValueError("activation applies to the output of nonlinear models; model='linear' has none")
-        self.activation_threshold = _finite_float("activation_threshold", self.activation_threshold)
+        _set(self, "activation_threshold", _finite_float("activation_threshold", self.activation_threshold))
         if self.activation_threshold != 0.0 and self.activation != "exrelu":
             raise ValueError(f"activation_threshold={self.activation_threshold:g} is used only by activation='exrelu'; "
                              f"activation={self.activation!r} (model={self.model!r}) would ignore it")
-        self.optimizer = _choice("optimizer", self.optimizer, OPTIMIZERS)
-        self.schedule = _choice("schedule", self.schedule, SCHEDULES)
+        _set(self, "optimizer", _choice("optimizer", self.optimizer, OPTIMIZERS))
+        _set(self, "schedule", _choice("schedule", self.schedule, SCHEDULES))
         if self.magnitude is None:
-            self.magnitude = "signed" if self.model == "abs" else "uniform"
-        self.magnitude = _choice("magnitude", self.magnitude, MAGNITUDES)
-        self.warmup_steps = check_integer("warmup_steps", self.warmup_steps, 0)
+            _set(self, "magnitude", "signed" if self.model == "abs" else "uniform")
+        _set(self, "magnitude", _choice("magnitude", self.magnitude, MAGNITUDES))
+        _set(self, "warmup_steps", check_integer("warmup_steps", self.warmup_steps, 0))
         if self.schedule == "warmup_cosine" and not 0 < self.warmup_steps < self.steps:
             raise ValueError(f"schedule='warmup_cosine' needs 0 < warmup_steps < steps, got warmup_steps={self.warmup_steps}")
         if self.schedule == "custom":
-            multipliers = torch.as_tensor(_as_jsonable("lr_multipliers", self.lr_multipliers), dtype=torch.float64) \
-                if self.lr_multipliers is not None else None
+            multipliers = _as_float64("lr_multipliers", self.lr_multipliers) if self.lr_multipliers is not None else None
             if multipliers is None or multipliers.shape != (self.steps,):
                 got = None if multipliers is None else list(multipliers.shape)
                 raise ValueError(f"schedule='custom' needs lr_multipliers with one value per step ([{self.steps}]), got {got}")
             if not torch.isfinite(multipliers).all() or (multipliers < 0).any():
                 raise ValueError("lr_multipliers must be finite and >= 0")
-            self.lr_multipliers = multipliers.tolist()
+            _set(self, "lr_multipliers", multipliers.contiguous())
         elif self.lr_multipliers is not None:
             raise ValueError(f"lr_multipliers is only used with schedule='custom', not schedule={self.schedule!r}")
         if self.eval_batch_size is None:
-            self.eval_batch_size = self.batch_size
-        self.eval_batch_size = _positive_int("eval_batch_size", self.eval_batch_size)
+            _set(self, "eval_batch_size", self.batch_size)
+        _set(self, "eval_batch_size", _positive_int("eval_batch_size", self.eval_batch_size))
         betas = self.betas
         if isinstance(betas, (str, bytes)) or not isinstance(betas, (list, tuple)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {betas!r}")
-        self.betas = tuple(_finite_float(f"betas[{i}]", b) for i, b in enumerate(betas))
+        _set(self, "betas", tuple(_finite_float(f"betas[{i}]", b) for i, b in enumerate(betas)))
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {betas!r}")
-        self.eps = _finite_float("eps", self.eps, minimum=0.0, strict=True)
-        self.seed = philox.check_seed(self.seed)
+        _set(self, "eps", _finite_float("eps", self.eps, minimum=0.0, strict=True))
+        _set(self, "seed", philox.check_seed(self.seed))
         if self.weight_decay is None:
-            self.weight_decay = DEFAULT_WEIGHT_DECAY[self.optimizer]
+            _set(self, "weight_decay", DEFAULT_WEIGHT_DECAY[self.optimizer])
 
         for name in ("feature_probability", "importance", "lr", "weight_decay"):
-            setattr(self, name, _as_jsonable(name, getattr(self, name)))
+            _set(self, name, _as_values(name, getattr(self, name)))
         p = self.probability()
         if ((p < 0) | (p > 1)).any():
             raise ValueError(f"feature_probability must lie in [0, 1], got values in [{p.min().item()}, {p.max().item()}]")
@@ -248,8 +259,8 @@ class TrainConfig:
         self.lr_tensor()
         self.weight_decay_tensor()
 
-        self.correlated_sets = _feature_groups("correlated_sets", self.correlated_sets, self.n_features, None)
-        self.anticorrelated_pairs = _feature_groups("anticorrelated_pairs", self.anticorrelated_pairs, self.n_features, 2)
+        _set(self, "correlated_sets", _feature_groups("correlated_sets", self.correlated_sets, self.n_features, None))
+        _set(self, "anticorrelated_pairs", _feature_groups("anticorrelated_pairs", self.anticorrelated_pairs, self.n_features, 2))
         members = [i for g in self.correlated_sets + self.anticorrelated_pairs for i in g]
         if len(members) != len(set(members)):
             raise ValueError("correlated_sets and anticorrelated_pairs overlap: a feature may belong to at most one set or pair")
@@ -262,18 +273,26 @@ class TrainConfig:
 
         ids = self.instance_ids
         if ids is None:
-            ids = list(range(self.n_instances))
+            ids = torch.arange(self.n_instances, dtype=torch.int64)
         if isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__"):
             raise TypeError(f"instance_ids must be a sequence of n_instances={self.n_instances} distinct "
                             f"non-negative integers (or None: 0 … n_instances-1), got {ids!r}")
-        ids = [check_integer("instance_ids entry", i, 0) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
+        try:
+            ids = torch.as_tensor(ids).cpu()
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError("instance_ids must be a sequence of non-negative integers") from None
+        if ids.dtype == torch.bool or ids.is_floating_point() or ids.is_complex() or ids.ndim != 1:
+            raise TypeError(f"instance_ids must be a 1-D sequence of integers, got dtype {ids.dtype} "
+                            f"and shape {list(ids.shape)}")
         if len(ids) != self.n_instances:
             raise ValueError(f"instance_ids must have n_instances={self.n_instances} entries, got {len(ids)}")
-        if len(set(ids)) != len(ids):
-            raise ValueError("instance_ids must be distinct (equal ids would train identical models)")
-        if any(not 0 <= i < philox.MAX_WORD for i in ids):
+        ids = ids.to(torch.int64).contiguous()
+        if len(ids) and (ids.min() < 0 or ids.max() >= philox.MAX_WORD):
             raise ValueError("instance_ids must lie in [0, 2**32) (Philox counter layout)")
-        self.instance_ids = ids
+        increasing = bool((ids[1:] > ids[:-1]).all())  # the usual case (ranges, slices of them): distinct
+        if not increasing and len(torch.unique(ids)) != len(ids):
+            raise ValueError("instance_ids must be distinct (equal ids would train identical models)")
+        _set(self, "instance_ids", ids)
         if self.n_features > philox.MAX_COLUMN:
             raise ValueError(f"n_features must be <= 2**24 (Philox counter layout), got {self.n_features}")
         if self.steps >= philox.EVAL_STEP:
@@ -299,7 +318,7 @@ class TrainConfig:
         return broadcast_per_instance("weight_decay", self.weight_decay, self.n_instances, positive=False)
 
     def instance_id_tensor(self) -> torch.Tensor:
-        return torch.tensor(self.instance_ids, dtype=torch.int64)
+        return self.instance_ids
 
     @property
     def tied(self) -> bool:
@@ -320,15 +339,30 @@ class TrainConfig:
         )
 
     # --- serialisation ---------------------------------------------------
+    def to_parts(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """JSON-able scalar fields, and the tensor fields by name (a saved result stores them in its
+        tensors file, so ``result.json`` stays small whatever the number of instances)."""
+        plain, tensors = {}, {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, torch.Tensor):
+                tensors[field.name] = value
+            elif field.name == "betas":
+                plain[field.name] = list(value)
+            elif field.name in ("correlated_sets", "anticorrelated_pairs"):
+                plain[field.name] = [list(g) for g in value]
+            else:
+                plain[field.name] = value
+        return plain, tensors
+
     def to_dict(self) -> dict:
-        out = dataclasses.asdict(self)
-        out["betas"] = list(self.betas)
-        out["correlated_sets"] = [list(g) for g in self.correlated_sets]
-        out["anticorrelated_pairs"] = [list(g) for g in self.anticorrelated_pairs]
-        return out
+        """Every field as plain JSON values (tensors as nested lists)."""
+        plain, tensors = self.to_parts()
+        return {**plain, **{name: value.tolist() for name, value in tensors.items()}}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
+        """The inverse of ``to_dict`` (values may also be tensors, as ``to_parts`` gives them)."""
         if not isinstance(data, dict):
             raise TypeError(f"TrainConfig.from_dict needs a dict of TrainConfig fields (as to_dict gives), "
                             f"got {type(data).__name__}")
@@ -337,9 +371,27 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
         data = dict(data)
-        if "betas" in data:
+        if isinstance(data.get("betas"), list):
             data["betas"] = tuple(data["betas"])
         return cls(**data)
+
+    def fingerprint(self) -> str:
+        """A SHA-256 hex digest of everything that determines the run (stable across processes and machines)."""
+        plain, tensors = self.to_parts()
+        digest = hashlib.sha256(json.dumps(plain, sort_keys=True, allow_nan=False).encode())
+        for name in sorted(tensors):
+            value = tensors[name]
+            digest.update(f"{name}:{value.dtype}:{list(value.shape)}".encode())
+            digest.update(value.numpy().tobytes())
+        return digest.hexdigest()
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, TrainConfig):
+            return NotImplemented
+        return self.fingerprint() == other.fingerprint()
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint())
 
     def title(self) -> str:
         """A short human title generated from the config (for plots and logs)."""

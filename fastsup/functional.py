@@ -191,5 +191,5 @@ def lr_scales(schedule: str, steps: int, warmup_steps: int = 0, multipliers=None
     ``schedule="custom"`` takes the given per-step ``multipliers``.
     """
     if schedule == "custom":
-        return torch.tensor(multipliers, dtype=torch.float64).float()
+        return torch.as_tensor(multipliers, dtype=torch.float64).float()
     return torch.tensor([lr_scale(schedule, s, steps, warmup_steps) for s in range(steps)], dtype=torch.float64).float()

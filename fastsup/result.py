@@ -110,6 +110,9 @@ class TrainResult:
         tensors = {f"params.{k}": v.detach().cpu().contiguous() for k, v in self.params.items()}
         tensors.update(loss_history=self.loss_history.contiguous(), loss_steps=self.loss_steps.contiguous(),
                        final_loss=self.final_loss.contiguous())
+        config_fields, config_tensors = self.config.to_parts()
+        tensors.update({f"config.{name}": value.contiguous() for name, value in config_tensors.items()})
+        config_fields.update({name: {"tensor": f"config.{name}"} for name in config_tensors})
         with io.folder_lock(path):
             check_save_target(path)  # another process may have changed it before we held the lock
             io.remove_stale_temporaries(path)
@@ -121,7 +124,7 @@ class TrainResult:
             manifest = {
                 "format": FORMAT_MARKER, "format_version": FORMAT_VERSION, "backend": self.backend,
                 "tensors": {"file": tensors_name, "bytes": (path / tensors_name).stat().st_size, "sha256": digest},
-                "config": self.config.to_dict(),
+                "config": config_fields,  # tensor-valued fields are in the tensors file: result.json stays small
             }
             io.write_json_atomic(path / META_FILE, manifest)
             for entry in path.iterdir():  # the tensors files of earlier saves, now unreferenced
@@ -217,6 +220,15 @@ def _check_config_dict(path: Path, data) -> dict:
     return data
 
 
+def _config_tensor(path: Path, tensors: dict, name: str, value):
+    """A config field stored in the tensors file (``{"tensor": "config.<name>"}``), or the JSON value."""
+    if not (isinstance(value, dict) and set(value) == {"tensor"}):
+        return value
+    if value["tensor"] != f"config.{name}" or value["tensor"] not in tensors:
+        raise _corrupt(path, f"has config field {name} pointing to {value['tensor']!r}, which its tensors file lacks")
+    return tensors[value["tensor"]]
+
+
 def _check_tensor(path: Path, tensors: dict, name: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
     if name not in tensors:
         raise _corrupt(path, f"lacks tensor {name!r}")
@@ -258,12 +270,13 @@ def load(path) -> TrainResult:
     if not isinstance(backend, str):
         raise _corrupt(path, f"has a corrupt {META_FILE}: 'backend' must be a string")
     _check_dims(path, data, tensors)
+    data = {name: _config_tensor(path, tensors, name, value) for name, value in data.items()}
     try:
         config = TrainConfig.from_dict(data)
     except (TypeError, ValueError) as err:
         raise _corrupt(path, f"has an invalid config: {err}") from None
     expected = param_shapes(config)
-    found = sorted(k.removeprefix("params.") for k in tensors if k.startswith("params."))
+    found = sorted(k.removeprefix("params.") for k in tensors if k.startswith("params."))  # config.* are the config's
     if found != sorted(expected):
         raise _corrupt(path, f"has parameters {found}, expected {sorted(expected)} for model {config.model!r}")
     steps = logged_steps(config)

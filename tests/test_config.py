@@ -5,6 +5,7 @@ Every refusal must name the argument that was wrong (``pytest.raises(match=...)`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -238,7 +239,7 @@ def test_defaults():
     assert torch.equal(config.weight_decay_tensor(), torch.full((config.n_instances,), 0.01))
     assert torch.equal(make(optimizer="adam").weight_decay_tensor(), torch.zeros(I))
     assert make(model="abs").magnitude == "signed"
-    assert config.instance_ids == list(range(config.n_instances))
+    assert config.instance_ids.tolist() == list(range(config.n_instances))
 
 
 def test_valid_groups_and_warmup_are_accepted():
@@ -292,7 +293,7 @@ def test_to_dict_is_json_and_round_trips():
     assert torch.equal(back.importance_tensor(), config.importance_tensor())
     assert torch.equal(back.lr_tensor(), config.lr_tensor())
     assert torch.equal(back.weight_decay_tensor(), config.weight_decay_tensor())
-    assert back.instance_ids == [10, 20, 30, 40] and back.betas == (0.8, 0.99)
+    assert back.instance_ids.tolist() == [10, 20, 30, 40] and back.betas == (0.8, 0.99)
 
 
 def test_tensor_inputs_keep_their_fp32_values():
@@ -312,7 +313,7 @@ def test_select_keeps_per_instance_values(index):
     config = rich_config()
     part = config.select(index)
     ids = config.instance_ids[index]
-    assert part.n_instances == len(ids) and part.instance_ids == ids
+    assert part.n_instances == len(ids) and part.instance_ids.tolist() == ids.tolist()
     assert torch.equal(part.probability(), config.probability()[index])
     assert torch.equal(part.sparsity, config.sparsity[index])
     assert torch.equal(part.importance_tensor(), config.importance_tensor()[index])
@@ -326,3 +327,54 @@ def test_select_to_as_many_instances_as_features_is_not_ambiguous():
     config = make(n_instances=10, feature_probability=[0.1, 0.2, 0.3, 0.4, 0.5])
     part = config.select(slice(0, N))  # I == n afterwards; values are stored [I, n], so no ambiguity
     assert torch.equal(part.probability(), config.probability()[:N])
+
+
+# --- configs that scale (issue 8, item 1) -----------------------------------------------------------
+def test_config_is_immutable():
+    config = TrainConfig(n_instances=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.steps = 5
+
+
+def test_per_instance_values_are_tensors_and_scalars_stay_scalars():
+    config = TrainConfig(n_features=3, n_instances=4, feature_probability=[0.1, 0.2, 0.3, 0.4], lr=2e-3)
+    assert isinstance(config.lr, float) and config.lr == 2e-3
+    assert config.feature_probability.dtype == torch.float64 and config.feature_probability.tolist() == [0.1, 0.2, 0.3, 0.4]
+    assert config.instance_ids.dtype == torch.int64 and config.instance_ids.tolist() == [0, 1, 2, 3]
+
+
+def test_fingerprint_is_a_content_hash_stable_across_processes():
+    import subprocess
+    import sys
+    code = ("from fastsup.config import TrainConfig; print(TrainConfig(n_features=3, n_instances=4, "
+            "feature_probability=[0.1, 0.2, 0.3, 0.4], seed=7).fingerprint())")
+    config = TrainConfig(n_features=3, n_instances=4, feature_probability=[0.1, 0.2, 0.3, 0.4], seed=7)
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert config.fingerprint() == other and len(other) == 64
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert dataclasses.replace(config, seed=8).fingerprint() != config.fingerprint()
+    assert dataclasses.replace(config, feature_probability=[0.1, 0.2, 0.3, 0.5]) != config
+    assert len({config, TrainConfig.from_dict(config.to_dict())}) == 1
+
+
+def test_a_saved_result_keeps_per_instance_values_out_of_its_json(tmp_path):
+    from tests.utils import synthetic_result
+    import fastsup
+    base = synthetic_result(0, n_instances=100_000, n_features=2, n_hidden=1)
+    config = dataclasses.replace(base.config, feature_probability=torch.rand(100_000, 1, dtype=torch.float64))
+    result = dataclasses.replace(base, config=config)
+    path = result.save(tmp_path / "run")
+    assert (path / "result.json").stat().st_size < 4096
+    assert fastsup.load(path).config == config
+
+
+@pytest.mark.parametrize("ids,error,match", [
+    pytest.param([0, 1, 1], ValueError, "distinct", id="repeated"),
+    pytest.param([0.0, 1.0, 2.0], TypeError, "integers", id="floats"),
+    pytest.param([[0, 1, 2]], TypeError, "1-D", id="2-d"),
+    pytest.param([0, 1, 2**32], ValueError, r"\[0, 2\*\*32\)", id="too-large"),
+    pytest.param([2, 1, -1], ValueError, r"\[0, 2\*\*32\)", id="negative"),
+])
+def test_instance_ids_are_checked_as_a_tensor(ids, error, match):
+    with pytest.raises(error, match=match):
+        TrainConfig(n_instances=3, instance_ids=ids)

@@ -11,12 +11,12 @@ from tqdm.auto import tqdm
 from .. import io, metrics
 from ..backends import default_chunk, resolve_backend
 from ..config import TrainConfig, check_integer
-from ..train import resolve_device, train
+from ..train import resolve_device
 from . import store as stores
+from .executors import executor_for
 from .plan import Chunk, chunk_config, group_points, plan_chunks
 from .spec import Sweep, fingerprint
 
-EXECUTORS = ("local",)
 REPRESENTED_THRESHOLD = 0.5
 
 
@@ -31,20 +31,22 @@ def _chunk_sizes(points, groups, restarts, backend, device, instance_chunk) -> l
     return sizes
 
 
-def run_sweep(sweep: Sweep, store, *, executor: str = "local", resume: bool = True, backend: str = "auto",
-              device=None, instance_chunk: int | None = None, progress: bool = True) -> "SweepResult":
+def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | None = None, resume: bool = True,
+              backend: str = "auto", device=None, instance_chunk: int | None = None,
+              progress: bool = True) -> "SweepResult":
     """Train every (point, restart) of ``sweep`` into the folder ``store`` and return its table.
 
     An existing store of the same sweep is continued (``resume=True``): only
     chunks without a file are trained, with the chunk plan the store already
     has.  A store of another sweep is an error; so is ``resume=False`` on a
-    store that has any finished chunk.
+    store that has any finished chunk.  ``executor="ray"`` runs one Ray task
+    per chunk (``ray.init(address=address)`` unless Ray is already
+    initialised: None starts a local cluster); results are bit-identical to
+    ``"local"``.
     """
     if not isinstance(sweep, Sweep):
         raise TypeError(f"sweep must be a fastsup.Sweep, got {type(sweep).__name__}")
-    if executor not in EXECUTORS:
-        hint = " (the Ray executor is not in this version of fastsup)" if executor == "ray" else ""
-        raise ValueError(f"executor must be one of {', '.join(map(repr, EXECUTORS))}; got {executor!r}{hint}")
+    run_chunks = executor_for(executor)
     store = Path(store)
     torch_device = resolve_device(device)
     spec = sweep.to_dict()
@@ -73,16 +75,11 @@ def run_sweep(sweep: Sweep, store, *, executor: str = "local", resume: bool = Tr
         with tqdm(total=total, disable=not progress, unit="model·step", unit_scale=True,
                   desc=f"sweep {len(points)} points × {restarts} restarts") as bar:
             bar.update(sum((c.stop - c.start) * _steps(points, groups, c) for c, d in zip(chunks, done) if d))
-            for chunk, is_done in zip(chunks, done):
-                if is_done:
-                    continue
-                config = chunk_config(points, groups[chunk.group], restarts, chunk)
-                result = train(config, backend=backend, device=torch_device, progress=False)
-                tensors = {f"params.{k}": v for k, v in result.params.items()}
-                tensors.update(final_loss=result.final_loss, loss_history=result.loss_history,
-                               loss_steps=result.loss_steps, instance_ids=config.instance_id_tensor())
-                stores.write_chunk(store, chunk, tensors, result.backend)
-                bar.update((chunk.stop - chunk.start) * config.steps)
+            work = [(chunk, chunk_config(points, groups[chunk.group], restarts, chunk))
+                    for chunk, is_done in zip(chunks, done) if not is_done]
+            for chunk, tensors, backend_name in run_chunks(work, backend, torch_device, address=address):
+                stores.write_chunk(store, chunk, tensors, backend_name)
+                bar.update((chunk.stop - chunk.start) * _steps(points, groups, chunk))
         out = SweepResult(store)
         out.write_table()
     return out

@@ -102,9 +102,10 @@ def test_resume_trains_only_the_missing_chunks(tmp_path, monkeypatch):
     chunk_files[1].unlink()
     chunk_files[3].unlink()
     calls = []
-    import fastsup.sweep.run as run_module
-    real_train = run_module.train
-    monkeypatch.setattr(run_module, "train", lambda config, **kw: calls.append(config.instance_ids) or real_train(config, **kw))
+    import fastsup.sweep.executors as executors
+    real = executors.train_chunk
+    monkeypatch.setattr(executors, "train_chunk",
+                        lambda config, *args: calls.append(config.instance_ids.tolist()) or real(config, *args))
     again = fastsup.run_sweep(phase_sweep(), tmp_path / "s", progress=False)  # the stored plan, not a new one
     assert calls == [list(range(4, 8)), list(range(12, 16))]
     _same(full, again)
@@ -233,5 +234,31 @@ def test_bad_stores_and_executors(tmp_path):
     (tmp_path / "other" / "data.csv").write_text("1")
     with pytest.raises(ValueError, match="without a sweep manifest"):
         fastsup.run_sweep(phase_sweep(), tmp_path / "other", progress=False)
-    with pytest.raises(ValueError, match="executor must be one of 'local'; got 'dask'"):
+    with pytest.raises(ValueError, match="executor must be one of 'local', 'ray'; got 'dask'"):
         fastsup.run_sweep(phase_sweep(), tmp_path / "s", executor="dask", progress=False)
+
+
+def test_ray_gives_the_local_executors_bits(tmp_path):
+    """A real local Ray cluster (2 CPUs), one task per chunk, against the local executor."""
+    ray = pytest.importorskip("ray")
+    local = fastsup.run_sweep(phase_sweep(), tmp_path / "local", instance_chunk=5, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = fastsup.run_sweep(phase_sweep(), tmp_path / "ray", executor="ray", instance_chunk=5, progress=False)
+    finally:
+        ray.shutdown()
+    _same(local, remote)
+
+
+def test_ray_missing_is_a_clear_error(tmp_path, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray":
+            raise ImportError("no ray")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(ValueError, match=r"pip install 'fastsup\[ray\]'"):
+        fastsup.run_sweep(phase_sweep(), tmp_path / "s", executor="ray", progress=False)
