@@ -1,0 +1,93 @@
+"""The torch backend's compiled step: one compile per key and process, every per-run tensor an input, a public fallback."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fastsup
+from fastsup.backends import compiled, torch_backend
+from fastsup.backends.torch_backend import TorchTrainer
+from fastsup.config import TrainConfig
+from fastsup.data import sample_batch
+
+SHAPE = dict(n_features=5, n_hidden=2, n_instances=3, batch_size=32, steps=6, log_every=1)
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch):
+    cache = compiled.StepCache()
+    monkeypatch.setattr(compiled, "STEPS", cache)
+    return cache
+
+
+def _run(config: TrainConfig, compile: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], TorchTrainer]:
+    trainer = TorchTrainer(config, "cpu", compile=compile)
+    losses = torch.stack([trainer.step(s, 1.0) for s in range(config.steps)])
+    return losses, trainer.params, trainer
+
+
+def _assert_same_run(a, b):
+    torch.testing.assert_close(a[0], b[0], rtol=1e-5, atol=1e-7)
+    for name in a[1]:
+        torch.testing.assert_close(a[1][name], b[1][name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_a_second_run_of_the_same_shape_reuses_the_step_with_its_own_constants(fresh_cache):
+    """Other p, importance, lr, weight decay, instance ids: no new compile, and the numbers are the new run's."""
+    first = TrainConfig(**SHAPE, feature_probability=[1.0, 0.3, 0.1], importance=[0.9**i for i in range(5)])
+    second = TrainConfig(**SHAPE, feature_probability=[0.05, 0.5, 0.02], importance=[1.0, 0.5, 0.2, 0.1, 0.05],
+                         lr=[3e-3, 1e-2, 1e-3], weight_decay=[0.0, 0.1, 0.03], instance_ids=[9, 4, 2])
+    _, _, trainer_one = _run(first, compile=True)
+    seconds = fresh_cache.last_compile_seconds
+    compiled_second = _run(second, compile=True)
+    assert compiled_second[2].step_fn is trainer_one.step_fn
+    assert fresh_cache.last_compile_seconds == seconds  # nothing compiled for the second run
+    _assert_same_run(compiled_second, _run(second, compile=False))
+
+
+def test_another_shape_or_static_fact_is_another_key(fresh_cache):
+    base = TrainConfig(**SHAPE)
+    keys = {TorchTrainer(config, "cpu", compile=False).key for config in (
+        base,
+        TrainConfig(**{**SHAPE, "n_instances": 4}),
+        TrainConfig(**{**SHAPE, "batch_size": 64}),
+        TrainConfig(**SHAPE, seed=1),
+        TrainConfig(**SHAPE, model="relu_hidden"),
+        TrainConfig(**SHAPE, optimizer="adam"),
+    )}
+    assert len(keys) == 6
+    assert TorchTrainer(TrainConfig(**SHAPE, lr=1e-2, feature_probability=0.1), "cpu", compile=False).key in {
+        TorchTrainer(base, "cpu", compile=False).key}
+
+
+def test_train_calls_share_the_compiled_step_across_calls_and_chunks(fresh_cache, monkeypatch):
+    compiles = []
+    real = compiled.compile_graph
+    monkeypatch.setattr(compiled, "compile_graph", lambda *args: compiles.append(1) or real(*args))
+    config = dict(n_features=5, n_hidden=2, n_instances=4, steps=4, batch_size=32, progress=False, compile=True)
+    fastsup.train(**config, instance_chunk=2)  # two chunks of 2: one compile
+    fastsup.train(**config, instance_chunk=2, feature_probability=0.3)
+    assert len(compiles) == 1
+
+
+def test_without_the_private_compiler_the_step_goes_through_torch_compile(fresh_cache, monkeypatch):
+    calls = []
+    real_compile = torch.compile
+    monkeypatch.setattr(compiled, "_private_compilers", lambda: None)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: calls.append(kw) or real_compile(fn, **kw))
+    config = TrainConfig(**SHAPE, feature_probability=[1.0, 0.3, 0.1])
+    _assert_same_run(_run(config, compile=True), _run(config, compile=False))
+    assert calls == [dict(fullgraph=True, dynamic=False)]
+
+
+def test_private_compiler_is_found_on_the_tested_torch():
+    """On the torch of constraints.txt the preferred path is the one that runs (the fallback is for later releases)."""
+    assert compiled._private_compilers() is not None
+
+
+def test_eager_slices_sample_exactly_the_whole_batch(monkeypatch):
+    monkeypatch.setattr(torch_backend, "EAGER_SLICE_CALLS", 5 * 7 * 5)  # slices of 5 instances
+    config = TrainConfig(n_features=7, n_hidden=3, n_instances=12, batch_size=20, correlated_sets=[(0, 1)])
+    spec = TorchTrainer(config, "cpu", compile=False).spec
+    assert torch.equal(torch_backend._sample_in_slices(spec, 3, 20), sample_batch(spec, 3, 20))
