@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -91,3 +93,27 @@ def test_eager_slices_sample_exactly_the_whole_batch(monkeypatch):
     config = TrainConfig(n_features=7, n_hidden=3, n_instances=12, batch_size=20, correlated_sets=[(0, 1)])
     spec = TorchTrainer(config, "cpu", compile=False).spec
     assert torch.equal(torch_backend._sample_in_slices(spec, 3, 20), sample_batch(spec, 3, 20))
+
+
+def test_compile_decision_weighs_the_eager_time_saved_against_the_compile_cost(fresh_cache, monkeypatch):
+    def decides(compile_seconds, **fields):
+        monkeypatch.setattr(fresh_cache, "last_compile_seconds", compile_seconds)
+        config = TrainConfig(**{**SHAPE, **fields})
+        return torch_backend.compile_pays(config, TorchTrainer(config, "cpu", compile=False).key)
+
+    intro = dict(n_features=5, n_hidden=2, n_instances=10, batch_size=1024)
+    saved = (torch_backend.EAGER_STEP_SECONDS - torch_backend.COMPILED_STEP_SECONDS
+             + (torch_backend.EAGER_SECONDS_PER_CALL - torch_backend.COMPILED_SECONDS_PER_CALL) * 10 * 5 * 256)
+    break_even = torch_backend.FIRST_COMPILE_SECONDS / saved
+    assert not decides(None, **intro, steps=int(break_even * 0.9))
+    assert decides(None, **intro, steps=int(break_even * 1.1))
+    # a compile measured in this process replaces the first-compile estimate
+    assert decides(1.0, **intro, steps=int(break_even * 0.9))
+    # more work per step: compiling pays sooner
+    assert decides(None, n_features=200, n_hidden=20, n_instances=20, batch_size=1024, steps=int(break_even * 0.1))
+
+
+def test_a_step_this_process_has_compiled_is_always_used(fresh_cache):
+    config = TrainConfig(**SHAPE)
+    trainer = TorchTrainer(config, "cpu", compile=True)
+    assert TorchTrainer(dataclasses.replace(config, steps=1), "cpu").step_fn is trainer.step_fn

@@ -22,13 +22,25 @@ CompiledStep = Callable[..., tuple[torch.Tensor, ...]]
 
 
 def _private_compilers():
-    """``(make_fx, compile_fx)``, or None where this torch release no longer has them."""
+    """``(make_fx, compile_fx, fake_inputs)``, or None where this torch release no longer has them.
+
+    ``fake_inputs`` turns example tensors into static-shaped fake tensors of a
+    fake mode with a shape environment: inductor's FX graph cache and AOT
+    autograd's cache skip any graph compiled without one ("No shape env").
+    """
     try:
         from torch._inductor.compile_fx import compile_fx
+        from torch._subclasses.fake_tensor import FakeTensorMode
         from torch.fx.experimental.proxy_tensor import make_fx
+        from torch.fx.experimental.symbolic_shapes import ShapeEnv
     except ImportError:
         return None
-    return make_fx, compile_fx
+
+    def fake_inputs(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        mode = FakeTensorMode(shape_env=ShapeEnv())
+        return [mode.from_tensor(t, static_shapes=True) for t in tensors]
+
+    return make_fx, compile_fx, fake_inputs
 
 
 def compile_graph(fn: CompiledStep, example_inputs: Sequence[torch.Tensor]) -> CompiledStep:
@@ -47,8 +59,8 @@ def compile_graph(fn: CompiledStep, example_inputs: Sequence[torch.Tensor]) -> C
         if private is None:
             compiled = torch.compile(fn, fullgraph=True, dynamic=False)
         else:
-            make_fx, compile_fx = private
-            compiled = compile_fx(make_fx(fn)(*example), example)
+            make_fx, compile_fx, fake_inputs = private
+            compiled = compile_fx(make_fx(fn)(*example), fake_inputs(example))
         compiled(*example)  # compile now (torch.compile) and warm the first call (both), not inside a timed step
     return compiled
 

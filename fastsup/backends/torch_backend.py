@@ -135,11 +135,37 @@ class TorchTrainer:
             return self.step_fn(*self.inputs(step, lr_scale))[0]
 
 
+# The compile decision's model of a step: a fixed cost per step plus a cost per
+# Philox call (the sampler dominates both paths; the contractions cost about the
+# same eager and compiled).  Eager: ~200 ops of ~7 us dispatch, and 10 rounds of
+# ~12 int64 ops per call; compiled: one C++ call per step and the fused sampler.
+# Measured 2026-12-01 on the 2-core AMD EPYC VM (lscpu: AMD EPYC, KVM), under
+# load from other jobs (so slower than a quiet machine, for both paths alike).
+EAGER_STEP_SECONDS = 1.5e-3
+EAGER_SECONDS_PER_CALL = 160e-9
+COMPILED_STEP_SECONDS = 0.1e-3
+COMPILED_SECONDS_PER_CALL = 12e-9
+# A process's first compile with an empty inductor cache: importing dynamo and
+# inductor, tracing, code generation and the C++ compiler (same machine: 20-28 s
+# for the intro step, 43 s for 200->20; 9-12 s with the cache warm).  Later
+# decisions use the process's own last measured compile instead.
+FIRST_COMPILE_SECONDS = 20.0
+
+
+def philox_calls(config: TrainConfig) -> int:
+    """Philox calls per step: one per (instance, feature, four batch rows)."""
+    return config.n_instances * config.n_features * -(-config.batch_size // 4)
+
+
 def compile_pays(config: TrainConfig, key) -> bool:
     """Compile when the eager time it saves exceeds what compiling costs (nothing if this process has it)."""
     if key in compiled.STEPS:
         return True
-    return config.steps >= 2000
+    calls = philox_calls(config)
+    saved_per_step = (EAGER_STEP_SECONDS - COMPILED_STEP_SECONDS
+                      + (EAGER_SECONDS_PER_CALL - COMPILED_SECONDS_PER_CALL) * calls)
+    compile_seconds = compiled.STEPS.last_compile_seconds or FIRST_COMPILE_SECONDS
+    return config.steps * saved_per_step > compile_seconds
 
 
 def run(config: TrainConfig, device, options: RunOptions) -> RawRun:
