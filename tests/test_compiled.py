@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import time
 
 import pytest
 import torch
+from tqdm import tqdm
 
 import fastsup
 from fastsup.backends import compiled, torch_backend
 from fastsup.backends.torch_backend import TorchTrainer
 from fastsup.config import TrainConfig
 from fastsup.data import sample_batch
+from fastsup.train import _compiling
 
 SHAPE = dict(n_features=5, n_hidden=2, n_instances=3, batch_size=32, steps=6, log_every=1)
 
@@ -117,3 +121,19 @@ def test_a_step_this_process_has_compiled_is_always_used(fresh_cache):
     config = TrainConfig(**SHAPE)
     trainer = TorchTrainer(config, "cpu", compile=True)
     assert TorchTrainer(dataclasses.replace(config, steps=1), "cpu").step_fn is trainer.step_fn
+
+
+def test_progress_bar_says_while_the_step_compiles(fresh_cache, capsys):
+    fastsup.train(**SHAPE, progress=True, compile=True)
+    err = capsys.readouterr().err
+    assert "compiling the step" in err
+    assert "step compiled in" in err
+
+
+def test_progress_rate_and_elapsed_leave_the_compile_out():
+    bar = tqdm(total=100, file=io.StringIO())
+    with _compiling(bar):
+        time.sleep(0.5)  # stands for the compile
+    bar.update(50)
+    assert bar.format_dict["elapsed"] < 0.25  # an elapsed time with the compile in it would be >= 0.5 s
+    assert "step compiled in" in bar.postfix

@@ -169,5 +169,6 @@ def compile_pays(config: TrainConfig, key) -> bool:
 
 
 def run(config: TrainConfig, device, options: RunOptions) -> RawRun:
-    trainer = TorchTrainer(config, device, compile=options.compile, params=initial_params(config, device, options))
+    trainer = TorchTrainer(config, device, compile=options.compile, params=initial_params(config, device, options),
+                           compiling=options.compiling)
     return run_steps(trainer, config, trainer.spec, options)
