@@ -14,7 +14,6 @@ import fastsup
 from fastsup.backends import compiled, torch_backend
 from fastsup.backends.torch_backend import TorchTrainer
 from fastsup.config import TrainConfig
-from fastsup.data import sample_batch
 from fastsup.train import _compiling
 
 SHAPE = dict(n_features=5, n_hidden=2, n_instances=3, batch_size=32, steps=6, log_every=1)
@@ -92,11 +91,17 @@ def test_private_compiler_is_found_on_the_tested_torch():
     assert compiled._private_compilers() is not None
 
 
-def test_eager_slices_sample_exactly_the_whole_batch(monkeypatch):
-    monkeypatch.setattr(torch_backend, "EAGER_SLICE_CALLS", 5 * 7 * 5)  # slices of 5 instances
-    config = TrainConfig(n_features=7, n_hidden=3, n_instances=12, batch_size=20, correlated_sets=[(0, 1)])
-    spec = TorchTrainer(config, "cpu", compile=False).spec
-    assert torch.equal(torch_backend._sample_in_slices(spec, 3, 20), sample_batch(spec, 3, 20))
+def test_the_sliced_eager_step_equals_the_whole_batch_step(monkeypatch):
+    """Slices of 5 instances (12 in all, the last slice short) against one step over all of them."""
+    config = TrainConfig(n_features=7, n_hidden=3, n_instances=12, batch_size=20, steps=4, correlated_sets=[(0, 1)],
+                         feature_probability=torch.linspace(0.05, 1, 12), model="relu_hidden")
+    whole = _run(config, compile=False)
+    monkeypatch.setattr(torch_backend, "EAGER_SLICE_CALLS", 5 * 7 * 5)
+    assert torch_backend.eager_slice_width(config) == 5
+    sliced = _run(config, compile=False)
+    assert torch.equal(sliced[0], whole[0])
+    for name in whole[1]:
+        assert torch.equal(sliced[1][name], whole[1][name]), name
 
 
 def test_compile_decision_weighs_the_eager_time_saved_against_the_compile_cost(fresh_cache, monkeypatch):

@@ -24,10 +24,10 @@ from ..init import init_params
 from . import compiled
 from .base import RawRun, RunOptions, initial_params, model_spec, run_steps
 
-# Eager Philox runs ~12 int64 ops per round over the whole batch; slices of
-# at most this many Philox calls keep those temporaries in cache (a 200→20 ×
-# 20 batch sampled in slices of 2 instances: 165 ms against 252 ms whole,
-# 1 thread, AMD EPYC 2-core VM, 2026-12-01, under load).
+# The eager step runs a few instances at a time, so that its temporaries (above
+# all Philox's int64 words, ~12 ops per round) stay in cache: slices of at most
+# this many Philox calls.  Whole-batch sampling of 200→20 × 20 took 252 ms,
+# slices of 2 instances 165 ms (1 thread, AMD EPYC 2-core VM, 2026-12-01, loaded).
 EAGER_SLICE_CALLS = 1 << 16
 
 
@@ -55,31 +55,45 @@ def _statics(config: TrainConfig, names: tuple[str, ...]) -> StepStatics:
     )
 
 
-def _sample_in_slices(spec: DataSpec, step, batch_size: int) -> torch.Tensor:
-    """``sample_batch`` a few instances at a time (an instance's rows do not depend on its companions)."""
-    I, n = spec.p.shape
-    per_instance = n * -(-batch_size // 4)
-    width = max(1, EAGER_SLICE_CALLS // per_instance)
-    if width >= I:
-        return sample_batch(spec, step, batch_size)
-    pieces = []
-    for start in range(0, I, width):
+def eager_slice_width(config: TrainConfig) -> int:
+    """Instances per slice of the eager step."""
+    return max(1, EAGER_SLICE_CALLS // (config.n_features * -(-config.batch_size // 4)))
+
+
+def _loss_and_grads(params: Params, spec: DataSpec, step, importance: torch.Tensor, statics: StepStatics):
+    x = sample_batch(spec, step, statics.batch_size)
+    return loss_and_grads(params, x, target_of(x, statics.model.model), importance, statics.model)
+
+
+def _sliced_loss_and_grads(params: Params, spec: DataSpec, step, importance: torch.Tensor, statics: StepStatics,
+                           width: int):
+    """Sample, forward and backward ``width`` instances at a time: an instance's numbers never depend on its companions."""
+    losses, grads = [], []
+    for start in range(0, spec.p.shape[0], width):
         part = slice(start, start + width)
         sub = dataclasses.replace(spec, instance_ids=spec.instance_ids[part], p=spec.p[part], inv_p=spec.inv_p[part])
-        pieces.append(sample_batch(sub, step, batch_size))
-    return torch.cat(pieces)
+        loss, grad = _loss_and_grads({k: v[part] for k, v in params.items()}, sub, step, importance[part], statics)
+        losses.append(loss)
+        grads.append(grad)
+    return torch.cat(losses), {k: torch.cat([g[k] for g in grads]) for k in grads[0]}
 
 
-def step_function(statics: StepStatics, sample: Callable = sample_batch) -> compiled.CompiledStep:
-    """The training step on flat tensors, in ``TorchTrainer.inputs`` order; returns ``(loss,)``."""
+def step_function(statics: StepStatics, slice_width: int | None = None) -> compiled.CompiledStep:
+    """The training step on flat tensors, in ``TorchTrainer.inputs`` order; returns ``(loss,)``.
+
+    ``slice_width``: run sampling, forward and backward that many instances at a
+    time (the eager step); None: all at once (what inductor compiles).
+    """
     k = len(statics.names)
 
     def step_fn(*tensors: torch.Tensor) -> tuple[torch.Tensor]:
         params, exp_avg, exp_avg_sq = (dict(zip(statics.names, tensors[i * k : (i + 1) * k])) for i in range(3))
         step, step_count, lr, weight_decay, importance, instance_ids, p, inv_p, *grouping = tensors[3 * k :]
         spec = DataSpec(statics.seed, instance_ids, p, inv_p, statics.magnitude, *(grouping or (None, None, None)))
-        x = sample(spec, step, statics.batch_size)
-        loss, grads = loss_and_grads(params, x, target_of(x, statics.model.model), importance, statics.model)
+        if slice_width is None or slice_width >= p.shape[0]:
+            loss, grads = _loss_and_grads(params, spec, step, importance, statics)
+        else:
+            loss, grads = _sliced_loss_and_grads(params, spec, step, importance, statics, slice_width)
         adam_update(params, grads, exp_avg, exp_avg_sq, step_count, lr, weight_decay, statics.betas, statics.eps,
                     statics.decoupled)
         return (loss,)
@@ -118,7 +132,7 @@ class TorchTrainer:
         if compile:
             self.step_fn = compiled.STEPS.get(self.key, step_function(statics), example, compiling)
         else:
-            self.step_fn = step_function(statics, _sample_in_slices)
+            self.step_fn = step_function(statics, eager_slice_width(config))
 
     def inputs(self, step: int, lr_scale: float) -> list[torch.Tensor]:
         """The step's inputs: state, step index, 1-based step count (float64, as torch.optim), lr, constants."""
