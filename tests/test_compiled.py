@@ -20,8 +20,8 @@ SHAPE = dict(n_features=5, n_hidden=2, n_instances=3, batch_size=32, steps=6, lo
 
 
 @pytest.fixture
-def fresh_cache(monkeypatch):
-    cache = compiled.StepCache()
+def fresh_cache(monkeypatch, tmp_path):
+    cache = compiled.StepCache(record_dir=tmp_path / "records")
     monkeypatch.setattr(compiled, "STEPS", cache)
     return cache
 
@@ -142,3 +142,22 @@ def test_progress_rate_and_elapsed_leave_the_compile_out():
     bar.update(50)
     assert bar.format_dict["elapsed"] < 0.25  # an elapsed time with the compile in it would be >= 0.5 s
     assert "step compiled in" in bar.postfix
+
+
+def test_a_step_compiled_by_an_earlier_process_is_expected_to_compile_warm(fresh_cache, monkeypatch):
+    intro = TrainConfig(n_features=5, n_hidden=2, n_instances=10, batch_size=1024, steps=10)
+    key = TorchTrainer(intro, "cpu", compile=False).key
+    saved = (torch_backend.EAGER_STEP_SECONDS - torch_backend.COMPILED_STEP_SECONDS
+             + (torch_backend.EAGER_SECONDS_PER_CALL - torch_backend.COMPILED_SECONDS_PER_CALL) * 10 * 5 * 256)
+    steps = int((torch_backend.WARM_COMPILE_SECONDS + torch_backend.FIRST_COMPILE_SECONDS) / 2 / saved)
+    config = dataclasses.replace(intro, steps=steps)
+    assert not fresh_cache.compiled_before(key) and not torch_backend.compile_pays(config, key)
+    fresh_cache._marker(key).parent.mkdir(parents=True)
+    fresh_cache._marker(key).touch()  # what a compile in another process leaves behind
+    assert fresh_cache.compiled_before(key) and torch_backend.compile_pays(config, key)
+
+
+def test_compiling_leaves_the_marker(fresh_cache):
+    trainer = TorchTrainer(TrainConfig(**SHAPE), "cpu", compile=True)
+    assert fresh_cache.compiled_before(trainer.key)
+    assert not fresh_cache.compiled_before(TorchTrainer(TrainConfig(**SHAPE, seed=5), "cpu", compile=False).key)

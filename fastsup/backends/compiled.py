@@ -7,13 +7,19 @@ compiled step of the process under the key of what it depends on, so repeated
 ``train`` calls, the chunks of a run, sweeps and experiments compile a shape
 once.  Across processes torch's own caches take over (README: CPU speed):
 inductor's FX graph cache skips code generation and the C++ compiler; it
-lives in ``TORCHINDUCTOR_CACHE_DIR`` (default ``/tmp/torchinductor_$USER``).
+lives in ``TORCHINDUCTOR_CACHE_DIR`` (default ``/tmp/torchinductor_$USER``),
+and fastsup notes there which steps it compiled (``StepCache.compiled_before``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import getpass
+import hashlib
+import os
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable, ContextManager, Hashable, Sequence
 
 import torch
@@ -65,15 +71,35 @@ def compile_graph(fn: CompiledStep, example_inputs: Sequence[torch.Tensor]) -> C
     return compiled
 
 
-class StepCache:
-    """Compiled steps of this process by key; remembers how long compiling took, for the compile decision."""
+def default_record_dir() -> Path:
+    """Beside inductor's disk cache (same default as torch's), so both live and go together."""
+    root = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}"
+    return Path(root) / "fastsup_steps"
 
-    def __init__(self):
+
+class StepCache:
+    """Compiled steps of this process by key; remembers how long compiling took, for the compile decision.
+
+    Every compile also leaves an empty marker file named by a digest of its key
+    (and torch's version) in ``record_dir``: a later process then knows that
+    inductor's disk cache most likely holds that step, and expects a warm compile.
+    """
+
+    def __init__(self, record_dir: Path | None = None):
         self._steps: dict[Hashable, CompiledStep] = {}
         self.last_compile_seconds: float | None = None
+        self.record_dir = record_dir
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._steps
+
+    def _marker(self, key: Hashable) -> Path:
+        digest = hashlib.sha256(repr((torch.__version__, key)).encode()).hexdigest()[:32]
+        return (self.record_dir or default_record_dir()) / digest
+
+    def compiled_before(self, key: Hashable) -> bool:
+        """Whether some process compiled this key with the current disk cache (per its marker)."""
+        return self._marker(key).exists()
 
     def get(
         self,
@@ -88,6 +114,12 @@ class StepCache:
                 start = time.perf_counter()
                 self._steps[key] = compile_graph(fn, example_inputs)
                 self.last_compile_seconds = time.perf_counter() - start
+            marker = self._marker(key)
+            try:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch()
+            except OSError:  # a read-only cache folder only costs a cold-compile estimate next time
+                pass
         return self._steps[key]
 
     def clear(self) -> None:

@@ -164,6 +164,7 @@ COMPILED_SECONDS_PER_CALL = 12e-9
 # for the intro step, 43 s for 200->20; 9-12 s with the cache warm).  Later
 # decisions use the process's own last measured compile instead.
 FIRST_COMPILE_SECONDS = 20.0
+WARM_COMPILE_SECONDS = 10.0  # the same with inductor's disk cache holding the step
 
 
 def philox_calls(config: TrainConfig) -> int:
@@ -172,13 +173,20 @@ def philox_calls(config: TrainConfig) -> int:
 
 
 def compile_pays(config: TrainConfig, key) -> bool:
-    """Compile when the eager time it saves exceeds what compiling costs (nothing if this process has it)."""
+    """Compile when the eager time it saves exceeds what compiling costs.
+
+    The cost: nothing if this process has the step; a warm compile if the disk
+    cache holds it; else the process's last measured compile, or a first one.
+    """
     if key in compiled.STEPS:
         return True
     calls = philox_calls(config)
     saved_per_step = (EAGER_STEP_SECONDS - COMPILED_STEP_SECONDS
                       + (EAGER_SECONDS_PER_CALL - COMPILED_SECONDS_PER_CALL) * calls)
-    compile_seconds = compiled.STEPS.last_compile_seconds or FIRST_COMPILE_SECONDS
+    if compiled.STEPS.compiled_before(key):
+        compile_seconds = WARM_COMPILE_SECONDS
+    else:
+        compile_seconds = compiled.STEPS.last_compile_seconds or FIRST_COMPILE_SECONDS
     return config.steps * saved_per_step > compile_seconds
 
 
