@@ -1,9 +1,10 @@
 """One whole training call in this (fresh) process, timed; prints JSON.  Used by ``test_first_call.py``.
 
-    python -m benchmarks.first_call fastsup|notebook STEPS
+    python -m benchmarks.first_call fastsup|notebook STEPS [--compile]
 
 Trains the intro case (``cases.CASES[0]``) for STEPS steps: ``fastsup.train``
-(backend and compile decision left to fastsup, as a user gets them) or the
+(backend and compile decision left to fastsup, as a user gets them, unless
+``--compile`` forces a compile: how the benchmark fills a cache) or the
 notebook trainer's ``optimize``.  The inductor cache in use is whatever
 ``TORCHINDUCTOR_CACHE_DIR`` names.
 """
@@ -22,12 +23,12 @@ from benchmarks.cases import CASES  # noqa: E402
 from benchmarks.peers import NotebookRunner  # noqa: E402
 
 
-def main(trainer: str, steps: int) -> dict:
+def main(trainer: str, steps: int, compile: bool | None = None) -> dict:
     imported = time.perf_counter()
     case = CASES[0]
     if trainer == "fastsup":
         call_start = time.perf_counter()
-        fastsup.train(case.config(steps), device="cpu", progress=False)
+        fastsup.train(case.config(steps), device="cpu", progress=False, compile=compile)
     else:
         runner = NotebookRunner(case)
         call_start = time.perf_counter()
@@ -38,4 +39,4 @@ def main(trainer: str, steps: int) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], int(sys.argv[2]))))
+    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), True if sys.argv[3:] == ["--compile"] else None)))

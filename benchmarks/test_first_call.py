@@ -12,7 +12,8 @@ Each case starts ``python -m benchmarks.first_call`` in a new process; the
 statistic is the child's own time of the call (torch's import excluded, the
 same for both sides), kept in ``extra_info`` and in the summary.  An empty
 cache is a new ``TORCHINDUCTOR_CACHE_DIR``; a warm one was filled by an
-untimed run of the same call.  Run alone on a quiet machine:
+untimed run of the same call with ``compile=True`` (as an earlier long run
+would leave it).  Run alone on a quiet machine:
 
     python -m pytest benchmarks/test_first_call.py --benchmark-enable
 
@@ -34,10 +35,10 @@ from benchmarks.conftest import FIRST_CALLS, timed
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _call(trainer: str, steps: int, cache_dir: Path) -> dict:
+def _call(trainer: str, steps: int, cache_dir: Path, *options: str) -> dict:
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache_dir)}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.first_call", trainer, str(steps)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=1800)
+    command = [sys.executable, "-m", "benchmarks.first_call", trainer, str(steps), *options]
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.splitlines()[-1])
 
@@ -55,7 +56,7 @@ def test_first_call(benchmark, tmp_path, trainer, steps, cache):
     if benchmark.disabled:
         steps = 2
     if cache == "warm":
-        _call(trainer, steps, tmp_path)  # fills the cache, untimed
+        _call(trainer, steps, tmp_path, "--compile")  # fills the cache (compiling even where it would not pay), untimed
     calls = []
     run = lambda: calls.append(_call(trainer, steps, tmp_path))  # noqa: E731
     if benchmark.disabled:
