@@ -38,7 +38,6 @@ class StepStatics:
     names: tuple[str, ...]
     model: ModelSpec
     magnitude: str
-    grouped: bool  # correlated sets or anticorrelated pairs: three more constant inputs
     seed: int  # the Philox key is a Python int in the sampler
     batch_size: int
     betas: tuple[float, float]
@@ -48,16 +47,20 @@ class StepStatics:
 
 def _statics(config: TrainConfig, names: tuple[str, ...]) -> StepStatics:
     return StepStatics(
-        names=names, model=model_spec(config), magnitude=config.magnitude,
-        grouped=bool(config.correlated_sets or config.anticorrelated_pairs), seed=config.seed,
+        names=names, model=model_spec(config), magnitude=config.magnitude, seed=config.seed,
         batch_size=config.batch_size, betas=tuple(config.betas), eps=config.eps,
         decoupled=config.optimizer == "adamw",
     )
 
 
+def philox_calls_per_instance(config: TrainConfig) -> int:
+    """Philox calls of one instance's batch: one per (feature, four batch rows)."""
+    return config.n_features * -(-config.batch_size // 4)
+
+
 def eager_slice_width(config: TrainConfig) -> int:
     """Instances per slice of the eager step."""
-    return max(1, EAGER_SLICE_CALLS // (config.n_features * -(-config.batch_size // 4)))
+    return max(1, EAGER_SLICE_CALLS // philox_calls_per_instance(config))
 
 
 def _loss_and_grads(params: Params, spec: DataSpec, step, importance: torch.Tensor, statics: StepStatics):
@@ -153,8 +156,9 @@ class TorchTrainer:
 # Philox call (the sampler dominates both paths; the contractions cost about the
 # same eager and compiled).  Eager: ~200 ops of ~7 us dispatch, and 10 rounds of
 # ~12 int64 ops per call; compiled: one C++ call per step and the fused sampler.
-# Measured 2026-12-01 on the 2-core AMD EPYC VM (lscpu: AMD EPYC, KVM), under
-# load from other jobs (so slower than a quiet machine, for both paths alike).
+# Eager figures measured 2026-12-01 on the 2-core AMD EPYC VM (lscpu: AMD EPYC,
+# KVM), 1 thread, under load from other jobs; the compiled per-call cost is the
+# earlier README figure (Philox ~150 us for the intro's 12 800 calls, 2-core Xeon).
 EAGER_STEP_SECONDS = 1.5e-3
 EAGER_SECONDS_PER_CALL = 160e-9
 COMPILED_STEP_SECONDS = 0.1e-3
@@ -167,11 +171,6 @@ FIRST_COMPILE_SECONDS = 20.0
 WARM_COMPILE_SECONDS = 10.0  # the same with inductor's disk cache holding the step
 
 
-def philox_calls(config: TrainConfig) -> int:
-    """Philox calls per step: one per (instance, feature, four batch rows)."""
-    return config.n_instances * config.n_features * -(-config.batch_size // 4)
-
-
 def compile_pays(config: TrainConfig, key) -> bool:
     """Compile when the eager time it saves exceeds what compiling costs.
 
@@ -180,7 +179,7 @@ def compile_pays(config: TrainConfig, key) -> bool:
     """
     if key in compiled.STEPS:
         return True
-    calls = philox_calls(config)
+    calls = config.n_instances * philox_calls_per_instance(config)
     saved_per_step = (EAGER_STEP_SECONDS - COMPILED_STEP_SECONDS
                       + (EAGER_SECONDS_PER_CALL - COMPILED_SECONDS_PER_CALL) * calls)
     if compiled.STEPS.compiled_before(key):
