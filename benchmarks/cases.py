@@ -1,8 +1,9 @@
-"""The CPU speed cases of the core issue and the two trainers timed on them.
+"""The CPU speed cases (the trainers timed on them are in ``peers.py``).
 
 Each case is the notebook's setting for its size: importance decays as in the
 notebook cell (0.9^i for the intro, 100^(-i/n) otherwise) and feature
-probability 20^(-linspace(0, 1, I)) per instance, batch 1024.
+probability 20^(-linspace(0, 1, I)) per instance, batch 1024.  ``GRID`` is a
+2→1 phase diagram: 40 densities × 40 importances of the second feature.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from typing import Callable
 
 import torch
 
-from benchmarks import notebook_baseline as nb
-from fastsup.backends.torch_backend import TorchTrainer
 from fastsup.config import TrainConfig
 
 
@@ -66,30 +65,14 @@ CASES = [
 ]
 
 
-class BaselineRunner:
-    """The notebook trainer, ``optimize`` called for each block of steps."""
-
-    def __init__(self, case: Case):
-        torch.manual_seed(0)
-        self.model = nb.Model(
-            nb.Config(case.n_features, case.n_hidden, case.n_instances),
-            feature_probability=case.probability(case.n_instances),
-            importance=case.importance(case.n_instances),
-        )
-        self.batch_size = case.batch_size
-
-    def run(self, steps: int) -> None:
-        nb.optimize(self.model, n_batch=self.batch_size, steps=steps, progress=False)
+def phase_grid(side: int) -> tuple[Callable[[int], torch.Tensor], Callable[[int], torch.Tensor]]:
+    """A side x side 2->1 grid: density 10^linspace(0, -2, side) by second-feature importance 10^linspace(-1, 1, side)."""
+    density = torch.logspace(0, -2, side).repeat_interleave(side)
+    second = torch.logspace(-1, 1, side).repeat(side)
+    importance = lambda I: torch.stack([torch.ones(side * side), second], dim=1)  # noqa: E731
+    probability = lambda I: density.view(-1, 1)  # noqa: E731
+    return importance, probability
 
 
-class FastsupRunner:
-    """fastsup's torch backend, compiled, stepping the same way the train loop does."""
-
-    def __init__(self, case: Case, compile: bool = True):
-        self.trainer = TorchTrainer(case.config(steps=1_000_000), "cpu", compile=compile)
-        self.step = 0
-
-    def run(self, steps: int) -> None:
-        for _ in range(steps):
-            self.trainer.step(self.step, 1.0)
-            self.step += 1
+GRID = Case("d-2to1-grid-1600", 2, 1, 1600, *phase_grid(40), description="2->1 phase grid, 40 x 40")
+SPEED_CASES = [*CASES, GRID]

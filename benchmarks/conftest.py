@@ -1,15 +1,39 @@
-"""Prints steps/s of each trainer and fastsup's speed-up over the notebook baseline, per case."""
+"""Shared timing for the CPU benchmarks: steps/s of every peer per case, printed with ratios to the notebook.
+
+Every timed benchmark records the machine's load average before and after it
+(``extra_info``, saved with ``--benchmark-save``): this 2-core machine is
+shared, and a loaded run says so next to its numbers.
+"""
 
 from __future__ import annotations
 
-SPEEDS: dict[str, dict[str, float]] = {}  # case -> trainer -> steps/s
+import os
+import platform
+
+SPEEDS: dict[str, dict[str, float]] = {}  # case -> peer -> steps/s
+FIRST_CALLS: dict[str, float] = {}  # label -> seconds of the whole train/optimize call in a fresh process
+LOADS: list[float] = []  # 1-minute load averages seen around timed benchmarks
 
 
 def record(case: str, trainer: str, steps: int, seconds_per_round: float) -> None:
     SPEEDS.setdefault(case, {})[trainer] = steps / seconds_per_round
 
 
-def time_block(benchmark, run, steps: int, case: str, trainer: str):
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def timed(benchmark, fn, *args, rounds: int):
+    """``benchmark.pedantic(fn, *args)`` with the load average before and after in ``extra_info``."""
+    before = load_average()
+    result = benchmark.pedantic(fn, args=args, rounds=rounds, iterations=1)
+    after = load_average()
+    benchmark.extra_info.update(load_before=before, load_after=after)
+    LOADS.extend([before, after])
+    return result
+
+
+def time_block(benchmark, run, steps: int, case: str, trainer: str, rounds: int = 3):
     """Time ``run(steps)`` after a warm-up block; with benchmarks disabled, run 2 steps once (a smoke test).
 
     Returns pytest-benchmark's stats (None when disabled).
@@ -18,17 +42,35 @@ def time_block(benchmark, run, steps: int, case: str, trainer: str):
         benchmark(run, 2)
         return None
     run(steps)  # warm-up: compile, allocator, optimizer state
-    benchmark.pedantic(run, args=(steps,), rounds=5, iterations=1)
-    record(case, trainer, steps, benchmark.stats.stats.mean)
+    timed(benchmark, run, steps, rounds=rounds)
+    record(case, trainer, steps, benchmark.stats.stats.min)
     return benchmark.stats.stats
 
 
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def pytest_terminal_summary(terminalreporter):
-    if not SPEEDS:
+    if not SPEEDS and not FIRST_CALLS:
         return
-    terminalreporter.section("fastsup vs notebook baseline (steps/s, mean of rounds)")
+    write = terminalreporter.write_line
+    terminalreporter.section("fastsup and its peers on the CPU")
+    write(f"machine: {_cpu_name()}, {os.cpu_count()} CPUs; 1-min load average during the timed benchmarks: "
+          f"{min(LOADS, default=0):.1f}-{max(LOADS, default=0):.1f}")
+    if SPEEDS:
+        write("steady state, steps/s (fastest round) and speed relative to the notebook trainer:")
     for case, speeds in SPEEDS.items():
-        line = "  ".join(f"{name}: {value:9.1f}" for name, value in speeds.items())
-        if "baseline" in speeds and "fastsup" in speeds:
-            line += f"  ratio: {speeds['fastsup'] / speeds['baseline']:6.1f}x"
-        terminalreporter.write_line(f"{case:18s} {line}")
+        base = speeds.get("notebook")
+        cells = [f"{name}: {value:8.1f}" + (f" ({value / base:5.1f}x)" if base else "") for name, value in speeds.items()]
+        write(f"  {case:18s} " + "  ".join(cells))
+    if FIRST_CALLS:
+        write("first call in a fresh process, seconds of the whole call:")
+    for label, seconds in FIRST_CALLS.items():
+        write(f"  {label:45s} {seconds:7.1f}")

@@ -28,8 +28,8 @@ import fastsup.compat as compat
 from benchmarks.cases import CASES, Case
 from benchmarks.conftest import time_block
 
-# Steps per call: enough that a call lasts ~0.5-2 s on the 2-core machine (all
-# below fastsup's compile threshold, so both sides run the same eager step).
+# Steps per call: enough that a call lasts ~0.5-2 s on the 2-core machine.  Both sides reach the
+# same compile decision (same config, same process), so they run the same step.
 BLOCK = {"a-intro-5to2x10": 500, "b-100to20x20": 40, "c-200to20x20": 20}
 # compat's fastest call may take this factor of train's fastest (the minimum over rounds is the
 # statistic least disturbed by other load on the machine).

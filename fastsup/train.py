@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import time
 import warnings
 from typing import Callable
 
@@ -53,6 +55,18 @@ def _check_init(init, config: TrainConfig) -> Params:
         if not torch.isfinite(value).all():
             raise ValueError(f"init[{name!r}] contains NaN or inf")
     return params
+
+
+@contextlib.contextmanager
+def _compiling(bar: tqdm):
+    """The bar says a step is compiling; afterwards its elapsed time, rate and ETA leave the compile out."""
+    bar.set_postfix_str("compiling the step (once per shape in a process)")
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        bar.unpause()
+        bar.set_postfix_str(f"step compiled in {time.perf_counter() - start:.0f} s")
 
 
 def train(
@@ -124,6 +138,7 @@ def train(
                 on_step=on_step,
                 instances=instances,
                 compile=compile,
+                compiling=lambda: _compiling(bar),
                 strategy=strategy,
                 precision=precision,
             )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Callable, Protocol
+from typing import Callable, ContextManager, Protocol
 
 import torch
 
@@ -42,7 +43,8 @@ class RunOptions:
     init: Params | None = None  # initial parameters of this chunk; None: init_params
     on_step: Callable[[StepInfo], None] | None = None
     instances: slice = dataclasses.field(default_factory=lambda: slice(None))
-    compile: bool | None = None  # torch backend: None compiles runs of COMPILE_MIN_STEPS or more
+    compile: bool | None = None  # torch backend: None compiles when the eager time saved exceeds the compile cost
+    compiling: Callable[[], ContextManager] = contextlib.nullcontext  # entered while a step compiles (progress bar)
     strategy: str = "auto"  # triton backend: "auto", "persistent" or "step"
     precision: str = "ieee"  # triton backend: tl.dot input precision ("tf32" is an opt-in)
 

@@ -1,12 +1,19 @@
 """The torch backend: analytic gradients and a fused AdamW/Adam update for all instances at once.
 
-One training step is a pure function of (parameters, optimizer state, step
-index, scheduled lr): sample the batch from Philox, forward, loss, backward,
-update.  For long runs inductor compiles it, fusing sampling, the small
-contractions and the update into a few C++ loops (CUDA kernels on a GPU).
+One training step is a pure function of tensors (parameters, optimizer
+state, step index, scheduled lr, and the run's per-instance constants) and of
+a few static facts (model, data mode, seed, batch size, optimizer).  For long
+runs inductor compiles it, fusing sampling, the small contractions and the
+update into a few C++ loops (CUDA kernels on a GPU); since every per-run
+tensor is an input, one compiled step serves every run with the same static
+facts and shapes (``compiled.STEPS``).
 """
 
 from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Callable, ContextManager
 
 import torch
 
@@ -14,96 +21,175 @@ from ..config import TrainConfig
 from ..data import DataSpec, sample_batch, target_of
 from ..functional import ModelSpec, Params, adam_update, loss_and_grads
 from ..init import init_params
+from . import compiled
 from .base import RawRun, RunOptions, initial_params, model_spec, run_steps
 
-# Compiling costs 10–20 s cold on the 2-core reference machine (a few seconds
-# from inductor's cache); eager mode loses ~6 ms per step on the intro run
-# (0.45 ms compiled), so below ~2000 steps compiling does not pay.
-COMPILE_MIN_STEPS = 2000
+# The eager step runs a few instances at a time, so that its temporaries (above
+# all Philox's int64 words, ~12 ops per round) stay in cache: slices of at most
+# this many Philox calls.  Whole-batch sampling of 200→20 × 20 took 252 ms,
+# slices of 2 instances 165 ms (1 thread, AMD EPYC 2-core VM, 2026-12-01, loaded).
+EAGER_SLICE_CALLS = 1 << 16
 
 
-def _train_step(
-    params: Params,
-    exp_avg: Params,
-    exp_avg_sq: Params,
-    spec: DataSpec,
-    importance: torch.Tensor,
-    model: ModelSpec,
-    batch_size: int,
-    step: torch.Tensor,
-    step_count: torch.Tensor,
-    lr: torch.Tensor,
-    weight_decay: torch.Tensor,
-    betas: tuple[float, float],
-    eps: float,
-    decoupled: bool,
-) -> torch.Tensor:
-    x = sample_batch(spec, step, batch_size)
-    loss, grads = loss_and_grads(params, x, target_of(x, model.model), importance, model)
-    adam_update(params, grads, exp_avg, exp_avg_sq, step_count, lr, weight_decay, betas, eps, decoupled)
-    return loss
+@dataclasses.dataclass(frozen=True)
+class StepStatics:
+    """What a compiled step bakes in; with the input shapes, the key of the compiled-step cache."""
+
+    names: tuple[str, ...]
+    model: ModelSpec
+    magnitude: str
+    seed: int  # the Philox key is a Python int in the sampler
+    batch_size: int
+    betas: tuple[float, float]
+    eps: float
+    decoupled: bool
+
+
+def _statics(config: TrainConfig, names: tuple[str, ...]) -> StepStatics:
+    return StepStatics(
+        names=names, model=model_spec(config), magnitude=config.magnitude, seed=config.seed,
+        batch_size=config.batch_size, betas=tuple(config.betas), eps=config.eps,
+        decoupled=config.optimizer == "adamw",
+    )
+
+
+def philox_calls_per_instance(config: TrainConfig) -> int:
+    """Philox calls of one instance's batch: one per (feature, four batch rows)."""
+    return config.n_features * -(-config.batch_size // 4)
+
+
+def eager_slice_width(config: TrainConfig) -> int:
+    """Instances per slice of the eager step."""
+    return max(1, EAGER_SLICE_CALLS // philox_calls_per_instance(config))
+
+
+def _loss_and_grads(params: Params, spec: DataSpec, step, importance: torch.Tensor, statics: StepStatics):
+    x = sample_batch(spec, step, statics.batch_size)
+    return loss_and_grads(params, x, target_of(x, statics.model.model), importance, statics.model)
+
+
+def _sliced_loss_and_grads(params: Params, spec: DataSpec, step, importance: torch.Tensor, statics: StepStatics,
+                           width: int):
+    """Sample, forward and backward ``width`` instances at a time: an instance's numbers never depend on its companions."""
+    losses, grads = [], []
+    for start in range(0, spec.p.shape[0], width):
+        part = slice(start, start + width)
+        sub = dataclasses.replace(spec, instance_ids=spec.instance_ids[part], p=spec.p[part], inv_p=spec.inv_p[part])
+        loss, grad = _loss_and_grads({k: v[part] for k, v in params.items()}, sub, step, importance[part], statics)
+        losses.append(loss)
+        grads.append(grad)
+    return torch.cat(losses), {k: torch.cat([g[k] for g in grads]) for k in grads[0]}
+
+
+def step_function(statics: StepStatics, slice_width: int | None = None) -> compiled.CompiledStep:
+    """The training step on flat tensors, in ``TorchTrainer.inputs`` order; returns ``(loss,)``.
+
+    ``slice_width``: run sampling, forward and backward that many instances at a
+    time (the eager step); None: all at once (what inductor compiles).
+    """
+    k = len(statics.names)
+
+    def step_fn(*tensors: torch.Tensor) -> tuple[torch.Tensor]:
+        params, exp_avg, exp_avg_sq = (dict(zip(statics.names, tensors[i * k : (i + 1) * k])) for i in range(3))
+        step, step_count, lr, weight_decay, importance, instance_ids, p, inv_p, *grouping = tensors[3 * k :]
+        spec = DataSpec(statics.seed, instance_ids, p, inv_p, statics.magnitude, *(grouping or (None, None, None)))
+        if slice_width is None or slice_width >= p.shape[0]:
+            loss, grads = _loss_and_grads(params, spec, step, importance, statics)
+        else:
+            loss, grads = _sliced_loss_and_grads(params, spec, step, importance, statics, slice_width)
+        adam_update(params, grads, exp_avg, exp_avg_sq, step_count, lr, weight_decay, statics.betas, statics.eps,
+                    statics.decoupled)
+        return (loss,)
+
+    return step_fn
 
 
 class TorchTrainer:
-    """All instances of a chunk, one step at a time; the step is eager or compiled once by inductor."""
+    """All instances of a chunk, one step at a time; the step is eager or compiled (once per process and key)."""
 
-    def __init__(self, config: TrainConfig, device, compile: bool | None = None, params: Params | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        device,
+        compile: bool | None = None,
+        params: Params | None = None,
+        compiling: Callable[[], ContextManager] = contextlib.nullcontext,
+    ):
         self.config = config
-        self.spec = DataSpec.from_config(config, device)
-        self.importance = config.importance_tensor().to(device)
-        self.base_lr = config.lr_tensor().to(device)
-        self.weight_decay = config.weight_decay_tensor().to(device)
+        self.device = torch.device(device)
+        spec = DataSpec.from_config(config, device)
+        self.spec = spec
         self.params = init_params(config, device) if params is None else params
         self.exp_avg = {k: torch.zeros_like(v) for k, v in self.params.items()}
         self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in self.params.items()}
-        self.model = model_spec(config)
-        self.device = torch.device(device)
-        self.names = list(self.params)
+        self.base_lr = config.lr_tensor().to(device)
+        grouping = [spec.presence_column, spec.flip, spec.grouped] if spec.presence_column is not None else []
+        self.constants = [config.weight_decay_tensor().to(device), config.importance_tensor().to(device),
+                          spec.instance_ids, spec.p, spec.inv_p, *grouping]
         self.state = [*self.params.values(), *self.exp_avg.values(), *self.exp_avg_sq.values()]
+        statics = _statics(config, tuple(self.params))
+        example = self.inputs(0, 1.0)
+        self.key = (statics, tuple((tuple(t.shape), t.dtype, str(t.device)) for t in example))
         if compile is None:
-            compile = config.steps >= COMPILE_MIN_STEPS
-        self.step_fn = self._compiled_step() if compile else self._flat_step
+            compile = compile_pays(config, self.key)
+        if compile:
+            self.step_fn = compiled.STEPS.get(self.key, step_function(statics), example, compiling)
+        else:
+            self.step_fn = step_function(statics, eager_slice_width(config))
 
-    def _flat_step(self, *tensors: torch.Tensor) -> torch.Tensor:
-        """One step on flat tensors: params, first moments, second moments, step, step count, lr."""
-        k = len(self.names)
-        params, exp_avg, exp_avg_sq = (dict(zip(self.names, tensors[i * k : (i + 1) * k])) for i in range(3))
-        step, step_count, lr = tensors[3 * k :]
-        config = self.config
-        return _train_step(params, exp_avg, exp_avg_sq, self.spec, self.importance, self.model, config.batch_size,
-                           step, step_count, lr, self.weight_decay, config.betas, config.eps,
-                           config.optimizer == "adamw")
-
-    def _step_inputs(self, step: int, lr_scale: float) -> list[torch.Tensor]:
+    def inputs(self, step: int, lr_scale: float) -> list[torch.Tensor]:
+        """The step's inputs: state, step index, 1-based step count (float64, as torch.optim), lr, constants."""
         return [
             *self.state,
             torch.tensor(step, dtype=torch.int64, device=self.device),
             torch.tensor(step + 1, dtype=torch.float64, device=self.device),
             self.base_lr * lr_scale,
+            *self.constants,
         ]
-
-    def _compiled_step(self):
-        """The step traced once (``make_fx``) and compiled by inductor, called without dynamo.
-
-        Tracing the flat-tensor step and handing the graph to inductor directly
-        skips dynamo's per-call guard evaluation and pytree flattening: on the
-        intro run (5→2 × 10, batch 1024, 2 threads) ~4200 steps/s against
-        ~2000 through ``torch.compile``, with the same generated kernel.
-        """
-        from torch._inductor.compile_fx import compile_fx
-        from torch.fx.experimental.proxy_tensor import make_fx
-
-        example = [t.clone() for t in self._step_inputs(0, 1.0)]  # tracing runs the step: keep the state out of it
-        with torch.no_grad():
-            graph = make_fx(lambda *tensors: (self._flat_step(*tensors),))(*example)
-            compiled = compile_fx(graph, example)
-        return lambda *tensors: compiled(*tensors)[0]
 
     def step(self, step: int, lr_scale: float) -> torch.Tensor:
         with torch.no_grad():
-            return self.step_fn(*self._step_inputs(step, lr_scale))
+            return self.step_fn(*self.inputs(step, lr_scale))[0]
+
+
+# The compile decision's model of a step: a fixed cost per step plus a cost per
+# Philox call (the sampler dominates both paths; the contractions cost about the
+# same eager and compiled).  Eager: ~200 ops of ~7 us dispatch, and 10 rounds of
+# ~12 int64 ops per call; compiled: one C++ call per step and the fused sampler.
+# Eager figures measured 2026-12-01 on the 2-core AMD EPYC VM (lscpu: AMD EPYC,
+# KVM), 1 thread, under load from other jobs; the compiled per-call cost is the
+# earlier README figure (Philox ~150 us for the intro's 12 800 calls, 2-core Xeon).
+EAGER_STEP_SECONDS = 1.5e-3
+EAGER_SECONDS_PER_CALL = 160e-9
+COMPILED_STEP_SECONDS = 0.1e-3
+COMPILED_SECONDS_PER_CALL = 12e-9
+# A process's first compile with an empty inductor cache: importing dynamo and
+# inductor, tracing, code generation and the C++ compiler (same machine: 20-28 s
+# for the intro step, 43 s for 200->20; 9-12 s with the cache warm).  Later
+# decisions use the process's own last measured compile instead.
+FIRST_COMPILE_SECONDS = 20.0
+WARM_COMPILE_SECONDS = 10.0  # the same with inductor's disk cache holding the step
+
+
+def compile_pays(config: TrainConfig, key) -> bool:
+    """Compile when the eager time it saves exceeds what compiling costs.
+
+    The cost: nothing if this process has the step; a warm compile if the disk
+    cache holds it; else the process's last measured compile, or a first one.
+    """
+    if key in compiled.STEPS:
+        return True
+    calls = config.n_instances * philox_calls_per_instance(config)
+    saved_per_step = (EAGER_STEP_SECONDS - COMPILED_STEP_SECONDS
+                      + (EAGER_SECONDS_PER_CALL - COMPILED_SECONDS_PER_CALL) * calls)
+    if compiled.STEPS.compiled_before(key):
+        compile_seconds = WARM_COMPILE_SECONDS
+    else:
+        compile_seconds = compiled.STEPS.last_compile_seconds or FIRST_COMPILE_SECONDS
+    return config.steps * saved_per_step > compile_seconds
 
 
 def run(config: TrainConfig, device, options: RunOptions) -> RawRun:
-    trainer = TorchTrainer(config, device, compile=options.compile, params=initial_params(config, device, options))
+    trainer = TorchTrainer(config, device, compile=options.compile, params=initial_params(config, device, options),
+                           compiling=options.compiling)
     return run_steps(trainer, config, trainer.spec, options)
