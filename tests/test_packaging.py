@@ -51,7 +51,9 @@ def test_pyproject_maps_the_kernels_folder_to_fastsup_kernels():
     assert "fastsup.kernels" in setuptools["packages"]
     assert setuptools["package-dir"] == {"fastsup.kernels": "kernels"}
     deps = project["project"]["dependencies"]
-    assert {"torch", "numpy", "matplotlib", "safetensors", "tqdm"} == {Requirement(d).name for d in deps}
+    assert {"torch", "numpy", "matplotlib", "safetensors", "tqdm", "pandas", "pyarrow"} == {Requirement(d).name for d in deps}
+    subpackages = {f"fastsup.{p.parent.name}" for p in (ROOT / "fastsup").glob("*/__init__.py")}
+    assert subpackages <= set(setuptools["packages"])  # every subpackage ships
     assert project["project"]["scripts"]["fastsup"] == "fastsup.cli:main"
 
 
