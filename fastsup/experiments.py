@@ -68,8 +68,7 @@ NOTEBOOK_DEFAULTS: dict[str, Any] = dict(
     steps=10_000, batch_size=1024, lr=1e-3, optimizer="adamw", weight_decay=0.01, schedule="constant",
 )
 
-#: ‖W_i‖ above this counts as represented (the paper's usual 0.5).
-REPRESENTED_THRESHOLD = 0.5
+REPRESENTED_THRESHOLD = metrics.REPRESENTED_THRESHOLD
 
 _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 

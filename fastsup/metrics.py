@@ -56,6 +56,9 @@ __all__ = [
 ]
 
 
+REPRESENTED_THRESHOLD = 0.5  # the usual norm above which a feature counts as represented
+
+
 def _as_weights(W) -> Tensor:
     """Validate ``W`` and return it as a floating tensor of shape ``[*inst, n, m]``."""
     if _np is not None and isinstance(W, _np.ndarray):
@@ -200,7 +203,7 @@ def dimensions_per_feature(W) -> Tensor:
     return _nan_where_diverged(W, torch.where(ok, m / safe, torch.full_like(fro2, math.inf)))
 
 
-def represented(W, threshold: float = 0.5) -> Tensor:
+def represented(W, threshold: float = REPRESENTED_THRESHOLD) -> Tensor:
     """Whether each feature is represented: ``‖W_i‖ > threshold``.
 
     Args:
@@ -214,7 +217,7 @@ def represented(W, threshold: float = 0.5) -> Tensor:
     return feature_norms(W) > threshold
 
 
-def n_represented(W, threshold: float = 0.5) -> Tensor:
+def n_represented(W, threshold: float = REPRESENTED_THRESHOLD) -> Tensor:
     """Number of represented features, ``#{i : ‖W_i‖ > threshold}``.
 
     Args:

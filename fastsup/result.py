@@ -93,10 +93,7 @@ class TrainResult:
         """
         bad_history = ~torch.isfinite(self.loss_history)  # [R, I]
         first = torch.where(bad_history.any(0), self.loss_steps[bad_history.int().argmax(0)], -1)
-        bad_end = ~torch.isfinite(self.final_loss)
-        for value in self.params.values():
-            bad_end |= ~torch.isfinite(value).flatten(1).all(1)
-        return torch.where((first < 0) & bad_end, self.config.steps - 1, first)
+        return torch.where((first < 0) & nonfinite_at_end(self.params, self.final_loss), self.config.steps - 1, first)
 
     def save(self, path) -> Path:
         """Write the result to the folder ``path``: created, or replaced if it holds a fastsup result.
@@ -131,6 +128,14 @@ class TrainResult:
                 if _TENSORS_NAME.match(entry.name) and entry.name != tensors_name:
                     entry.unlink(missing_ok=True)
         return path
+
+
+def nonfinite_at_end(params: dict[str, torch.Tensor], final_loss: torch.Tensor) -> torch.Tensor:
+    """``[I]`` bool: the instance's final loss or any of its final weights is NaN or inf."""
+    bad = ~torch.isfinite(final_loss)
+    for value in params.values():
+        bad = bad | ~torch.isfinite(value).flatten(1).all(1)
+    return bad
 
 
 def _is_owned_name(name: str) -> bool:

@@ -11,14 +11,12 @@ from tqdm.auto import tqdm
 from .. import io, metrics
 from ..backends import default_chunk, resolve_backend
 from ..config import TrainConfig, check_integer
+from ..result import nonfinite_at_end
 from ..train import resolve_device
 from . import store as stores
 from .executors import executor_for
 from .plan import Chunk, chunk_config, group_points, plan_chunks
 from .spec import Sweep, fingerprint
-
-REPRESENTED_THRESHOLD = 0.5
-
 
 def _chunk_sizes(points, groups, restarts, backend, device, instance_chunk) -> list[int]:
     """Rows per train call in each group: ``instance_chunk``, or what the backend bounds memory to."""
@@ -118,33 +116,32 @@ class SweepResult:
             yield chunk, [(members[r // R], r % R) for r in range(chunk.start, chunk.stop)]
 
     def build_table(self):
+        import numpy as np
         import pandas as pd
 
-        spec, R = self.manifest["spec"], self.restarts
-        axis_names = list(spec["axes"])
+        spec = self.manifest["spec"]
         points = Sweep(axes=spec["axes"], mode=spec["mode"]).points()
-        records = []
+        axis_values = {name: np.array([p[name] for p in points]) for name in spec["axes"]}
+        seeds = np.array([p.get("seed", TrainConfig.seed) for p in spec["points"]])
+        parts = []
         for chunk, rows in self._rows():
             tensors = stores.read_chunk(self.store, chunk)
             if tensors is None:
                 raise ValueError(f"sweep in {str(self.store)!r} is not finished: chunk {chunk.name} has no file "
                                  "(run the sweep again to resume)")
-            encoder = tensors["params.W1" if "params.W1" in tensors else "params.W"].double()
-            loss = tensors["final_loss"].double()
-            diverged = ~torch.isfinite(loss) | ~torch.isfinite(tensors["loss_history"]).all(0)
-            for value in (v for k, v in tensors.items() if k.startswith("params.")):
-                diverged |= ~torch.isfinite(value).flatten(1).all(1)
-            n_rep = metrics.n_represented(encoder, REPRESENTED_THRESHOLD)
-            dims = metrics.dimensions_per_feature(encoder)
-            for i, (point, restart) in enumerate(rows):
-                records.append({"point": point, "restart": restart, **points[point],
-                                "instance_id": int(tensors["instance_ids"][i]), "seed": spec["points"][point].get("seed", 0),
-                                "final_loss": loss[i].item(), "diverged": bool(diverged[i]),
-                                "n_represented": n_rep[i].item(), "dimensions_per_feature": dims[i].item(),
-                                "chunk": chunk.name, "row_in_chunk": i})
-        table = pd.DataFrame.from_records(records, columns=["point", "restart", *axis_names, "instance_id", "seed",
-                                                            "final_loss", "diverged", "n_represented",
-                                                            "dimensions_per_feature", "chunk", "row_in_chunk"])
+            params = {k.removeprefix("params."): v for k, v in tensors.items() if k.startswith("params.")}
+            encoder = params["W1" if "W1" in params else "W"].double()
+            diverged = nonfinite_at_end(params, tensors["final_loss"]) | ~torch.isfinite(tensors["loss_history"]).all(0)
+            point, restart = (np.array(column) for column in zip(*rows))
+            parts.append(pd.DataFrame({
+                "point": point, "restart": restart, **{name: v[point] for name, v in axis_values.items()},
+                "instance_id": tensors["instance_ids"].numpy(), "seed": seeds[point],
+                "final_loss": tensors["final_loss"].double().numpy(), "diverged": diverged.numpy(),
+                "n_represented": metrics.n_represented(encoder).numpy(),
+                "dimensions_per_feature": metrics.dimensions_per_feature(encoder).numpy(),
+                "chunk": chunk.name, "row_in_chunk": np.arange(len(rows)),
+            }))
+        table = pd.concat(parts, ignore_index=True)
         return table.set_index("instance_id", drop=False).rename_axis("row").sort_index()
 
     def write_table(self) -> Path:
