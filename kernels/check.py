@@ -67,9 +67,13 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import triton
 import triton.language as tl
 
+from fastsup.backends.triton_backend import kernel_scalars
 from fastsup.config import TrainConfig
-from fastsup.kernels.block import ACTIVATION_CODES, MODEL_CODES, sample_block
+from fastsup.kernels.block import MODEL_CODES, sample_block
 from fastsup.kernels.dispatch import plan_for
+from fastsup.kernels.persistent import persistent_run_args
+from fastsup.kernels.step import StepBuffers, n_batch_blocks, reduce_update_args, step_partials_args
+from fastsup.kernels.utils import KernelInputs, Moments
 
 # ---------------------------------------------------------------------------
 # what to compile
@@ -158,7 +162,7 @@ def workloads(quick: bool) -> list[tuple]:
     """
     default = lambda label, n, m, model, act: (label, n, m, model, act, default_magnitude(model), "adamw")  # noqa: E731
     on_dot = sorted((n * m, label, n, m) for label, n, m, model, act in PAPER_SHAPES
-                    if plan_for(make_config(n, m, model, act, default_magnitude(model), "adamw"), "step", "tf32").use_dot)
+                    if plan_of(make_config(n, m, model, act, default_magnitude(model), "adamw"), "step", "tf32").use_dot)
     wide = [default("intro", 5, 2, "relu_output", "relu") + (WIDE_SEED,)]
     if not quick:
         sizes = list(dict.fromkeys([(label, n, m) for label, n, m, _, _ in PAPER_SHAPES]))
@@ -180,47 +184,29 @@ def make_config(n, m, model, activation, magnitude, optimizer, seed=0) -> TrainC
                        **{**RUN, "seed": seed})
 
 
+def placeholder_inputs(config: TrainConfig) -> KernelInputs:
+    """``KernelInputs`` of ``config`` with pointer placeholders for the tensors (what ``specialize`` mocks)."""
+    tensors = {f.name: F32 for f in dataclasses.fields(KernelInputs) if f.type == "torch.Tensor"}
+    return KernelInputs(**{**tensors, "instance_ids": I64}, **kernel_scalars(config))
+
+
 def launch_args(kernel: str, config: TrainConfig, plan) -> tuple[dict, int]:
-    """The kernel's arguments by name and its num_warps, as its launcher passes them."""
-    constexprs = dict(MODEL=MODEL_CODES[config.model], ACT=ACTIVATION_CODES[config.activation],
-                      SIGNED=config.magnitude == "signed", DECOUPLED=config.optimizer == "adamw")
-    seed_lo, seed_hi = config.seed & 0xFFFFFFFF, config.seed >> 32
-    beta1, beta2 = config.betas
-    grad_scale = 2.0 / (config.batch_size * config.n_features)
-    n, m, B = config.n_features, config.n_hidden, config.batch_size
+    """The kernel's arguments by name and its num_warps, from the builder its launcher uses."""
+    inputs = placeholder_inputs(config)
+    moments = Moments(*[F32] * len(dataclasses.fields(Moments)))
     if kernel == "persistent_run":
-        args = dict(
-            enc_ptr=F32, dec_ptr=F32, b_ptr=F32, p_ptr=F32, inv_p_ptr=F32, imp_ptr=F32, lr_ptr=F32, wd_ptr=F32,
-            ids_ptr=I64, scale_ptr=F32, bc1_ptr=F32, bc2_sqrt_ptr=F32, history_ptr=F32,
-            seed_lo=seed_lo, seed_hi=seed_hi, n_instances=config.n_instances, n_features=n, n_hidden=m,
-            batch_size=B, n_steps=config.steps, log_every=config.log_every,
-            beta1=beta1, beta2=beta2, eps=config.eps, threshold=config.activation_threshold, grad_scale=grad_scale,
-            **constexprs, **plan.kernel_constexprs(),
-        )
-        return args, plan.num_warps
-    n_blocks = triton.cdiv(triton.cdiv(B, 4), plan.block_q)
+        return persistent_run_args(inputs, moments, F32, plan, 0, config.steps, config.log_every, 0)
+    buffers = StepBuffers(moments, loss_part=F32, d_enc_part=F32, d_dec_part=F32, db_part=F32, loss=F32,
+                          step_index=I64, n_blocks=n_batch_blocks(config.batch_size, plan))
     if kernel == "step_partials":
-        args = dict(
-            enc_ptr=F32, dec_ptr=F32, b_ptr=F32, p_ptr=F32, inv_p_ptr=F32, imp_ptr=F32, ids_ptr=I64, step_ptr=I64,
-            loss_part_ptr=F32, d_enc_part_ptr=F32, d_dec_part_ptr=F32, db_part_ptr=F32,
-            seed_lo=seed_lo, seed_hi=seed_hi, n_features=n, n_hidden=m, batch_size=B,
-            threshold=config.activation_threshold, grad_scale=grad_scale,
-            MODEL=constexprs["MODEL"], ACT=constexprs["ACT"], SIGNED=constexprs["SIGNED"], BLOCK_N=plan.block_n,
-            M_PAD=plan.m_pad, BLOCK_Q=plan.block_q, USE_DOT=plan.use_dot, PRECISION=plan.precision,
-        )
-        return args, plan.num_warps
+        return step_partials_args(inputs, buffers, plan)
     if kernel == "reduce_update":
-        args = dict(
-            enc_ptr=F32, dec_ptr=F32, b_ptr=F32, m_enc_ptr=F32, v_enc_ptr=F32, m_dec_ptr=F32, v_dec_ptr=F32,
-            m_b_ptr=F32, v_b_ptr=F32, loss_part_ptr=F32, d_enc_part_ptr=F32, d_dec_part_ptr=F32, db_part_ptr=F32,
-            loss_ptr=F32, lr_ptr=F32, wd_ptr=F32, step_ptr=I64, scale_ptr=F32, bc1_ptr=F32, bc2_sqrt_ptr=F32,
-            n_blocks=n_blocks, n_features=n, n_hidden=m, beta1=beta1, beta2=beta2, eps=config.eps,
-            loss_scale=grad_scale * 0.5,
-            MODEL=constexprs["MODEL"], DECOUPLED=constexprs["DECOUPLED"], BLOCK_N=plan.reduce_block_n,
-            M_PAD=plan.m_pad,
-        )
-        return args, 4  # FusedStepTrainer.step launches it without num_warps: triton's default
+        return reduce_update_args(inputs, buffers, plan)
     raise ValueError(kernel)
+
+
+def plan_of(config: TrainConfig, strategy: str = "auto", precision: str = "ieee"):
+    return plan_for(config.n_features, config.n_hidden, config.batch_size, strategy, precision)
 
 
 @dataclasses.dataclass
@@ -305,11 +291,11 @@ def build_jobs(quick: bool, archs) -> list[Job]:
     for label, n, m, model, activation, magnitude, optimizer, seed in workloads(quick):
         config = make_config(n, m, model, activation, magnitude, optimizer, seed)
         workload = f"{label} {n}→{m} {model}/{activation}/{magnitude}/{optimizer}" + (" seed64" if seed else "")
-        auto = plan_for(config, "auto")
+        auto = plan_of(config, "auto")
         plans = [(auto, True)]
         if auto.strategy == "persistent":
-            plans.append((plan_for(config, "step"), False))  # a user may force strategy="step"
-        tf32 = plan_for(config, "step", "tf32")  # the tf32 opt-in is the only way onto the dot path
+            plans.append((plan_of(config, "step"), False))  # a user may force strategy="step"
+        tf32 = plan_of(config, "step", "tf32")  # the tf32 opt-in is the only way onto the dot path
         if tf32.use_dot:
             plans.append((tf32, False))
         for plan, is_auto in plans:

@@ -12,8 +12,6 @@ import dataclasses
 
 import triton
 
-from fastsup.config import TrainConfig
-
 MIN_DOT = 16  # NVIDIA MMA needs every dot dimension >= 16
 
 # Largest register broadcast product [features, hidden, rows] per program, in
@@ -58,13 +56,16 @@ def _pow2_floor(value: int) -> int:
     return 1 << (max(1, value).bit_length() - 1)
 
 
-def plan_for(config: TrainConfig, strategy: str = "auto", precision: str = "ieee") -> Plan:
-    """The strategy and tiles for ``config``; ``strategy`` forces "persistent" or "step"."""
+def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "auto", precision: str = "ieee") -> Plan:
+    """The strategy and tiles for an ``n_features``→``n_hidden`` model trained on batches of ``batch_size``.
+
+    ``strategy`` forces "persistent" or "step"; ``precision`` "tf32" opts in to ``tl.dot``.
+    """
     if strategy not in ("auto", "persistent", "step"):
         raise ValueError(f"strategy must be 'auto', 'persistent' or 'step', got {strategy!r}")
     if precision not in ("ieee", "tf32"):
         raise ValueError(f"precision must be 'ieee' or 'tf32', got {precision!r}")
-    n, m = config.n_features, config.n_hidden
+    n, m = n_features, n_hidden
     # fp32 tl.dot with input_precision="ieee" compiles to FMA loops, not MMA, in
     # triton 3.9 (the compile check found no mma instruction and 1–178 KB of
     # spills), so dots are used only with the tf32 opt-in, where they do run on
@@ -73,7 +74,7 @@ def plan_for(config: TrainConfig, strategy: str = "auto", precision: str = "ieee
     use_dot = precision == "tf32" and min(n, m) >= 8
     n_pad = max(triton.next_power_of_2(n), MIN_DOT if use_dot else 1)
     m_pad = max(triton.next_power_of_2(m), MIN_DOT if use_dot else 1)
-    batch_rows = 4 * triton.next_power_of_2(-(-config.batch_size // 4))
+    batch_rows = 4 * triton.next_power_of_2(-(-batch_size // 4))
     fits_on_chip = not use_dot and n_pad * m_pad <= PERSISTENT_TILE_LIMIT
     if strategy == "auto":
         strategy = "persistent" if fits_on_chip else "step"
