@@ -86,34 +86,36 @@ def persistent_run_kernel(
     h_mask = hidden < n_hidden
     nm_mask = f_mask[:, None] & h_mask[None, :]
     mn_mask = h_mask[:, None] & f_mask[None, :]
-    row_k = k.to(tl.int64)
-    enc_offsets = row_k * n_features * n_hidden + features[:, None] * n_hidden + hidden[None, :]  # [N_PAD, M_PAD]
-    dec_offsets = row_k * n_features * n_hidden + hidden[:, None] * n_features + features[None, :]  # [M_PAD, N_PAD]
-    vec_offsets = row_k * n_features + features  # [N_PAD]
+    # per-instance base offsets as int64 scalars, offsets within an instance as int32 tiles
+    mat_base = k.to(tl.int64) * n_features * n_hidden
+    vec_base = k.to(tl.int64) * n_features
+    enc_offsets = features[:, None] * n_hidden + hidden[None, :]  # [N_PAD, M_PAD]
+    dec_offsets = hidden[:, None] * n_features + features[None, :]  # [M_PAD, N_PAD]
+    vec_offsets = features  # [N_PAD]
 
-    enc = tl.load(enc_ptr + enc_offsets, mask=nm_mask, other=0.0)
+    enc = tl.load(enc_ptr + mat_base + enc_offsets, mask=nm_mask, other=0.0)
     if MODEL == ABS:
-        dec = tl.load(dec_ptr + dec_offsets, mask=mn_mask, other=0.0)
+        dec = tl.load(dec_ptr + mat_base + dec_offsets, mask=mn_mask, other=0.0)
     else:
         dec = tl.trans(enc)
-    b = tl.load(b_ptr + vec_offsets, mask=f_mask, other=0.0)
-    p = tl.load(p_ptr + vec_offsets, mask=f_mask, other=0.0)
-    inv_p = tl.load(inv_p_ptr + vec_offsets, mask=f_mask, other=0.0)
-    imp = tl.load(imp_ptr + vec_offsets, mask=f_mask, other=0.0)
+    b = tl.load(b_ptr + vec_base + vec_offsets, mask=f_mask, other=0.0)
+    p = tl.load(p_ptr + vec_base + vec_offsets, mask=f_mask, other=0.0)
+    inv_p = tl.load(inv_p_ptr + vec_base + vec_offsets, mask=f_mask, other=0.0)
+    imp = tl.load(imp_ptr + vec_base + vec_offsets, mask=f_mask, other=0.0)
     lr = tl.load(lr_ptr + k)
     wd = tl.load(wd_ptr + k)
     instance = tl.load(ids_ptr + k)
 
-    m_enc = tl.load(m_enc_ptr + enc_offsets, mask=nm_mask, other=0.0)
-    v_enc = tl.load(v_enc_ptr + enc_offsets, mask=nm_mask, other=0.0)
+    m_enc = tl.load(m_enc_ptr + mat_base + enc_offsets, mask=nm_mask, other=0.0)
+    v_enc = tl.load(v_enc_ptr + mat_base + enc_offsets, mask=nm_mask, other=0.0)
     if MODEL == ABS:
-        m_dec = tl.load(m_dec_ptr + dec_offsets, mask=mn_mask, other=0.0)
-        v_dec = tl.load(v_dec_ptr + dec_offsets, mask=mn_mask, other=0.0)
+        m_dec = tl.load(m_dec_ptr + mat_base + dec_offsets, mask=mn_mask, other=0.0)
+        v_dec = tl.load(v_dec_ptr + mat_base + dec_offsets, mask=mn_mask, other=0.0)
     else:  # the tied model's one matrix has its moments in m_enc / v_enc
         m_dec = tl.zeros([M_PAD, N_PAD], dtype=tl.float32)
         v_dec = tl.zeros([M_PAD, N_PAD], dtype=tl.float32)
-    m_b = tl.load(m_b_ptr + vec_offsets, mask=f_mask, other=0.0)
-    v_b = tl.load(v_b_ptr + vec_offsets, mask=f_mask, other=0.0)
+    m_b = tl.load(m_b_ptr + vec_base + vec_offsets, mask=f_mask, other=0.0)
+    v_b = tl.load(v_b_ptr + vec_base + vec_offsets, mask=f_mask, other=0.0)
     n_quads = tl.cdiv(batch_size, 4)
     n_logged_regular = tl.cdiv(n_steps, log_every)
 
@@ -159,17 +161,25 @@ def persistent_run_kernel(
         b, m_b, v_b = adam_tile(b, db, m_b, v_b, lr_t, wd, one_minus_beta1, beta2, one_minus_beta2, eps, bc1,
                                 bc2_sqrt, DECOUPLED)
 
-    tl.store(enc_ptr + enc_offsets, enc, mask=nm_mask)
+    # The store addresses are formed here from bases the compiler cannot
+    # prove equal to the loads' (instance ids are < 2**32, so instance >> 32
+    # is 0): reusing the loads' 64-bit address tiles kept them live across
+    # the step loop, and ptxas spilled them around div.rn's slow-path calls
+    # (5→2 on sm_80: 40 B).
+    zero = instance >> 32
+    mat_base += zero
+    vec_base += zero
+    tl.store(enc_ptr + mat_base + enc_offsets, enc, mask=nm_mask)
     if MODEL == ABS:
-        tl.store(dec_ptr + dec_offsets, dec, mask=mn_mask)
-    tl.store(b_ptr + vec_offsets, b, mask=f_mask)
-    tl.store(m_enc_ptr + enc_offsets, m_enc, mask=nm_mask)
-    tl.store(v_enc_ptr + enc_offsets, v_enc, mask=nm_mask)
+        tl.store(dec_ptr + mat_base + dec_offsets, dec, mask=mn_mask)
+    tl.store(b_ptr + vec_base + vec_offsets, b, mask=f_mask)
+    tl.store(m_enc_ptr + mat_base + enc_offsets, m_enc, mask=nm_mask)
+    tl.store(v_enc_ptr + mat_base + enc_offsets, v_enc, mask=nm_mask)
     if MODEL == ABS:
-        tl.store(m_dec_ptr + dec_offsets, m_dec, mask=mn_mask)
-        tl.store(v_dec_ptr + dec_offsets, v_dec, mask=mn_mask)
-    tl.store(m_b_ptr + vec_offsets, m_b, mask=f_mask)
-    tl.store(v_b_ptr + vec_offsets, v_b, mask=f_mask)
+        tl.store(m_dec_ptr + mat_base + dec_offsets, m_dec, mask=mn_mask)
+        tl.store(v_dec_ptr + mat_base + dec_offsets, v_dec, mask=mn_mask)
+    tl.store(m_b_ptr + vec_base + vec_offsets, m_b, mask=f_mask)
+    tl.store(v_b_ptr + vec_base + vec_offsets, v_b, mask=f_mask)
 
 
 # ---------------------------------------------------------------------------
