@@ -30,9 +30,9 @@ whose product can round (the batch must be bit-identical to the torch
 backend's; the signed map's ``fma(m, 2, -1)`` is exact).
 
 It reads the TTIR too: a 32-bit multiply on the way to a pointer offset that
-involves a program id or a loop counter (an offset that grows with the
-number of instances, steps or batch blocks) fails the check, since it wraps
-at 2**31 elements.
+involves the instance axis' program id or a loop counter (an offset that
+grows with the number of instances or steps) fails the check, since it
+wraps at 2**31 elements.
 
 Exit status 1 on any compile failure, any spill, more than 255 registers, a
 32-bit run-scaled pointer offset,
@@ -373,12 +373,14 @@ def _i32(type_text: str) -> bool:
 
 
 def narrow_pointer_multiplies(ttir: str) -> list[str]:
-    """32-bit multiplies on a pointer offset's path that involve a program id or a loop counter.
+    """32-bit multiplies on a pointer offset's path that involve the instance axis' program id or a loop counter.
 
-    Such an offset grows with the number of instances, steps or batch blocks
-    (``(step // log_every) * n_instances + k``) and wraps at 2**31; products
-    of per-instance sizes alone (``feature * n_hidden``) are bounded by one
-    instance's size and pass.  Returns the offending TTIR lines.
+    Such an offset grows with the number of instances or steps
+    (``(step // log_every) * n_instances + k``) and wraps at 2**31.  Every
+    kernel here puts instances on grid axis 0; axis 1 numbers blocks within
+    one instance, so ``feature_block * BLOCK_N`` is bounded by one instance's
+    size and passes, as do products of per-instance sizes (``feature * n_hidden``).
+    Returns the offending TTIR lines.
     """
     defs, run_scaled = {}, set()
     for line in ttir.splitlines():
@@ -392,7 +394,7 @@ def narrow_pointer_multiplies(ttir: str) -> list[str]:
         operands = _SSA_NAME.findall(rest.split(" : ")[0]) if op != "scf.for" else []
         result_type = rest.rsplit(" : ", 1)[-1] if " : " in rest else ""
         defs[name] = (op, operands, result_type, code.strip())
-        if op == "tt.get_program_id":
+        if op == "tt.get_program_id" and rest.strip().startswith("x"):
             run_scaled.add(name)
 
     scaled_memo: dict[str, bool] = {}
