@@ -155,14 +155,6 @@ class Shape:
         """Loss-history rows: every ``log_every``-th step and the last (``backends.base.logged_steps``)."""
         return -(-self.steps // self.log_every) + (1 if (self.steps - 1) % self.log_every else 0)
 
-    def train_config(self):
-        """The ``TrainConfig`` of this shape (for the dispatcher)."""
-        from fastsup.config import TrainConfig
-
-        return TrainConfig(n_features=self.n_features, n_hidden=self.n_hidden, n_instances=self.n_instances,
-                           batch_size=self.batch_size, model=self.model, activation=self.activation,
-                           steps=self.steps, log_every=self.log_every, optimizer=self.optimizer)
-
 
 @dataclasses.dataclass(frozen=True)
 class Op:

@@ -187,11 +187,6 @@ def persistent_run_kernel(
 # ---------------------------------------------------------------------------
 
 
-def n_logged(steps: int, log_every: int) -> int:
-    """Rows of the loss history: every ``log_every``-th step, and the last."""
-    return -(-steps // log_every) + (1 if (steps - 1) % log_every else 0)
-
-
 def persistent_run_args(inputs: KernelInputs, moments: Moments, history, plan: Plan, step_start: int,
                         step_stop: int, log_every: int, history_row0: int) -> tuple[dict, int]:
     """``persistent_run_kernel``'s arguments by name, and its num_warps (the launcher's and the compile check's)."""
@@ -217,13 +212,12 @@ def _launch(args: dict, num_warps: int, inputs: KernelInputs) -> None:
         persistent_run_kernel[(inputs.n_instances,)](**args, num_warps=num_warps)
 
 
-def persistent_run(inputs: KernelInputs, plan: Plan) -> torch.Tensor:
+def persistent_run(inputs: KernelInputs, plan: Plan, n_logged: int) -> torch.Tensor:
     """Train every instance of ``inputs`` for the whole run in one launch (parameters updated in place).
 
-    Returns the loss history ``[n_logged, I]`` of the logged steps.
+    Returns the loss history ``[n_logged, I]``: every ``log_every``-th step and the last.
     """
-    history = torch.empty(n_logged(inputs.steps, inputs.log_every), inputs.n_instances, dtype=torch.float32,
-                          device=inputs.enc.device)
+    history = torch.empty(n_logged, inputs.n_instances, dtype=torch.float32, device=inputs.enc.device)
     args, num_warps = persistent_run_args(inputs, Moments.zeros(inputs), history, plan, 0, inputs.steps,
                                           inputs.log_every, 0)
     _launch(args, num_warps, inputs)

@@ -99,7 +99,8 @@ def run(config: TrainConfig, device, options: RunOptions) -> RawRun:
         return run_steps(FusedStepTrainer(inputs, plan), config, spec, options)
     if options.on_step is not None:
         return run_steps(PersistentStepper(inputs, plan), config, spec, options)
-    history = persistent_run(inputs, plan)
+    steps = logged_steps(config)
+    history = persistent_run(inputs, plan, len(steps))
     options.progress(config.steps)
-    return RawRun(params=inputs.params(), loss_history=history, loss_steps=logged_steps(config),
+    return RawRun(params=inputs.params(), loss_history=history, loss_steps=steps,
                   final_loss=evaluate(inputs.params(), config, spec))
