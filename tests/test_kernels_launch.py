@@ -10,7 +10,7 @@ import contextlib
 import numpy as np
 import pytest
 import torch
-from conftest import HAS_TRITON, INTERPRET, KERNEL_DEVICE, requires_triton
+from conftest import HAS_TRITON, KERNEL_DEVICE, requires_triton
 
 import fastsup
 from fastsup import backends
@@ -65,7 +65,6 @@ class _GuardedKernel:
 
 
 @requires_triton
-@pytest.mark.skipif(not INTERPRET, reason="spies on interpreted launches")
 @pytest.mark.parametrize("strategy, on_step", [("persistent", None), ("persistent", print), ("step", None)])
 def test_every_kernel_launch_runs_under_its_tensors_device(monkeypatch, strategy, on_step):
     from fastsup.kernels import persistent, step
@@ -84,7 +83,7 @@ def test_every_kernel_launch_runs_under_its_tensors_device(monkeypatch, strategy
         monkeypatch.setattr(module, "on_device", recording_device)
         for name in names:
             monkeypatch.setattr(module, name, _GuardedKernel(getattr(module, name), state))
-    fastsup.train(backend="triton", device="cpu", strategy=strategy, on_step=on_step and (lambda info: None),
+    fastsup.train(backend="triton", device=KERNEL_DEVICE, strategy=strategy, on_step=on_step and (lambda info: None),
                   **TINY)
     expected = {("persistent", None): 1, ("persistent", print): TINY["steps"], ("step", None): 2 * TINY["steps"]}
     assert state["launches"] == expected[strategy, on_step]
