@@ -152,10 +152,12 @@ def block_loss_grads(
 
 
 @triton.jit
-def adam_tile(param, grad, exp_avg, exp_avg_sq, lr, weight_decay, beta1, beta2, eps, bias_correction1,
-              bias_correction2_sqrt, DECOUPLED: tl.constexpr):
+def adam_tile(param, grad, exp_avg, exp_avg_sq, lr, weight_decay, one_minus_beta1, beta2, one_minus_beta2, eps,
+              bias_correction1, bias_correction2_sqrt, DECOUPLED: tl.constexpr):
     """torch.optim's AdamW (``DECOUPLED``) / Adam arithmetic on one tile; returns the new tiles.
 
+    ``one_minus_beta1``/``one_minus_beta2`` come from the host (``KernelInputs``):
+    torch.optim forms 1 - beta in double and rounds it once to fp32.
     Divisions and the square root are IEEE-rounded (``div_rn``/``sqrt_rn``):
     a plain ``/`` may compile to an approximate divide.
     """
@@ -163,8 +165,8 @@ def adam_tile(param, grad, exp_avg, exp_avg_sq, lr, weight_decay, beta1, beta2, 
         param = param * (1.0 - lr * weight_decay)
     else:
         grad = grad + weight_decay * param
-    exp_avg = exp_avg + (1.0 - beta1) * (grad - exp_avg)
-    exp_avg_sq = exp_avg_sq * beta2 + (1.0 - beta2) * grad * grad
+    exp_avg = exp_avg + one_minus_beta1 * (grad - exp_avg)
+    exp_avg_sq = exp_avg_sq * beta2 + one_minus_beta2 * grad * grad
     denom = tl.div_rn(tl.sqrt_rn(exp_avg_sq), bias_correction2_sqrt) + eps
     param = param - tl.div_rn(exp_avg, denom) * tl.div_rn(lr, bias_correction1)
     return param, exp_avg, exp_avg_sq

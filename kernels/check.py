@@ -2,12 +2,14 @@
 
 Run as::
 
-    python -m fastsup.kernels.check [--quick] [--arch 80,90] [--json PATH] [--jobs N] [--only REGEX] [--list]
+    python -m fastsup.kernels.check [--full] [--sass] [--arch 80,90] [--json PATH] [--jobs N] [--only REGEX] [--list]
 
-For the paper's experiment shapes (and, without ``--quick``, a size table up
-to n = 1000, m = 100) and every model variant that changes the compiled code
-(the ``MODEL``, ``ACT``, ``SIGNED`` and ``DECOUPLED`` constexprs; ``tf32``
-for dot plans; an i64-typed seed), this asks
+By default a representative subset (every kernel x every MODEL x both
+contraction paths, at the paper's sizes: about a minute on 2 cores); with
+``--full``, every shape of the paper and of a size table up to n = 1000,
+m = 100, with every model variant that changes the compiled code (the
+``MODEL``, ``ACT``, ``SIGNED`` and ``DECOUPLED`` constexprs; ``tf32`` for
+dot plans; an i64-typed seed).  For each workload this asks
 ``fastsup.kernels.dispatch.plan_for`` for the plan (the automatic one, and
 ``strategy="step"`` where the automatic one is persistent), builds each
 kernel's arguments exactly as its launcher passes them (``persistent_run``,
@@ -27,7 +29,13 @@ and ``uniform_kernel``) and checks its PTX has no float divide and no FMA
 whose product can round (the batch must be bit-identical to the torch
 backend's; the signed map's ``fma(m, 2, -1)`` is exact).
 
-Exit status 1 on any compile failure, any spill, more than 255 registers,
+It reads the TTIR too: a 32-bit multiply on the way to a pointer offset that
+involves the instance axis' program id or a loop counter (an offset that
+grows with the number of instances or steps) fails the check, since it
+wraps at 2**31 elements.
+
+Exit status 1 on any compile failure, any spill, more than 255 registers, a
+32-bit run-scaled pointer offset,
 more shared memory than the arch allows a block (``SHARED_LIMIT``), an
 approximate divide (``div.full``/``div.approx``/``rcp.approx``) in a training
 kernel, or a float divide or rounding FMA on the sample path; 2 when
@@ -67,9 +75,13 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import triton
 import triton.language as tl
 
+from fastsup.backends.triton_backend import kernel_scalars
 from fastsup.config import TrainConfig
-from fastsup.kernels.block import ACTIVATION_CODES, MODEL_CODES, sample_block
+from fastsup.kernels.block import MODEL_CODES, sample_block
 from fastsup.kernels.dispatch import plan_for
+from fastsup.kernels.persistent import persistent_run_args
+from fastsup.kernels.step import StepBuffers, n_batch_blocks, reduce_update_args, step_partials_args
+from fastsup.kernels.utils import KernelInputs, Moments
 
 # ---------------------------------------------------------------------------
 # what to compile
@@ -131,7 +143,7 @@ def default_magnitude(model: str) -> str:
     return "signed" if model == "abs" else "uniform"
 
 
-# --quick, register-broadcast path: one paper experiment of each MODEL, as it runs
+# The default subset, register-broadcast path: one paper experiment of each MODEL, as it runs
 # (persistent by the dispatcher's choice, and the step kernels a user may force).
 QUICK_REGISTER = [
     ("intro", 5, 2, "relu_output", "relu"),
@@ -146,11 +158,11 @@ QUICK_REGISTER = [
 WIDE_SEED = 2**63 + 2**31 + 1
 
 
-def workloads(quick: bool) -> list[tuple]:
+def workloads(full: bool) -> list[tuple]:
     """(label, n, m, model, activation, magnitude, optimizer, seed) to plan.
 
     Full: every shape of the paper and of the size table, with every variant.
-    Quick (about 20 binaries per arch): ``QUICK_REGISTER``, and every MODEL at
+    Default (about 30 binaries per arch): ``QUICK_REGISTER``, and every MODEL at
     the paper's smallest size on the tl.dot path (the tf32 opt-in), so that
     every kernel meets every MODEL on both paths, at the paper's sizes only.
     Both: the intro once more with a seed whose two words are i64-typed (and,
@@ -158,9 +170,9 @@ def workloads(quick: bool) -> list[tuple]:
     """
     default = lambda label, n, m, model, act: (label, n, m, model, act, default_magnitude(model), "adamw")  # noqa: E731
     on_dot = sorted((n * m, label, n, m) for label, n, m, model, act in PAPER_SHAPES
-                    if plan_for(make_config(n, m, model, act, default_magnitude(model), "adamw"), "step", "tf32").use_dot)
+                    if plan_of(make_config(n, m, model, act, default_magnitude(model), "adamw"), "step", "tf32").use_dot)
     wide = [default("intro", 5, 2, "relu_output", "relu") + (WIDE_SEED,)]
-    if not quick:
+    if full:
         sizes = list(dict.fromkeys([(label, n, m) for label, n, m, _, _ in PAPER_SHAPES]))
         known = {(n, m) for _, n, m in sizes}
         sizes += [("table", n, m) for n in TABLE_N for m in TABLE_M if m < n and (n, m) not in known]
@@ -168,6 +180,9 @@ def workloads(quick: bool) -> list[tuple]:
             wide.append(default(*on_dot[0][1:], "relu_output", "relu") + (WIDE_SEED,))
         return [(label, n, m, *variant, 0) for label, n, m in sizes for variant in variants()] + wide
     out = [default(*w) + (0,) for w in QUICK_REGISTER]
+    # the step kernel's smallest tiles with signed magnitudes: where predicates spilled at 256 rows
+    out += [("phase", 3, 2, "relu_hidden", "relu", "signed", "adamw", 0),
+            ("phase", 3, 2, "relu_output", "exrelu", "signed", "adamw", 0)]
     if on_dot:
         _, label, n, m = on_dot[0]
         out += [default(label, n, m, model, "relu") + (0,) for model in MODELS]
@@ -180,47 +195,29 @@ def make_config(n, m, model, activation, magnitude, optimizer, seed=0) -> TrainC
                        **{**RUN, "seed": seed})
 
 
+def placeholder_inputs(config: TrainConfig) -> KernelInputs:
+    """``KernelInputs`` of ``config`` with pointer placeholders for the tensors (what ``specialize`` mocks)."""
+    tensors = {f.name: F32 for f in dataclasses.fields(KernelInputs) if f.type == "torch.Tensor"}
+    return KernelInputs(**{**tensors, "instance_ids": I64}, **kernel_scalars(config))
+
+
 def launch_args(kernel: str, config: TrainConfig, plan) -> tuple[dict, int]:
-    """The kernel's arguments by name and its num_warps, as its launcher passes them."""
-    constexprs = dict(MODEL=MODEL_CODES[config.model], ACT=ACTIVATION_CODES[config.activation],
-                      SIGNED=config.magnitude == "signed", DECOUPLED=config.optimizer == "adamw")
-    seed_lo, seed_hi = config.seed & 0xFFFFFFFF, config.seed >> 32
-    beta1, beta2 = config.betas
-    grad_scale = 2.0 / (config.batch_size * config.n_features)
-    n, m, B = config.n_features, config.n_hidden, config.batch_size
+    """The kernel's arguments by name and its num_warps, from the builder its launcher uses."""
+    inputs = placeholder_inputs(config)
+    moments = Moments(*[F32] * len(dataclasses.fields(Moments)))
     if kernel == "persistent_run":
-        args = dict(
-            enc_ptr=F32, dec_ptr=F32, b_ptr=F32, p_ptr=F32, inv_p_ptr=F32, imp_ptr=F32, lr_ptr=F32, wd_ptr=F32,
-            ids_ptr=I64, scale_ptr=F32, bc1_ptr=F32, bc2_sqrt_ptr=F32, history_ptr=F32,
-            seed_lo=seed_lo, seed_hi=seed_hi, n_instances=config.n_instances, n_features=n, n_hidden=m,
-            batch_size=B, n_steps=config.steps, log_every=config.log_every,
-            beta1=beta1, beta2=beta2, eps=config.eps, threshold=config.activation_threshold, grad_scale=grad_scale,
-            **constexprs, **plan.kernel_constexprs(),
-        )
-        return args, plan.num_warps
-    n_blocks = triton.cdiv(triton.cdiv(B, 4), plan.block_q)
+        return persistent_run_args(inputs, moments, F32, plan, 0, config.steps, config.log_every, 0)
+    buffers = StepBuffers(moments, loss_part=F32, d_enc_part=F32, d_dec_part=F32, db_part=F32, loss=F32,
+                          step_index=I64, n_blocks=n_batch_blocks(config.batch_size, plan))
     if kernel == "step_partials":
-        args = dict(
-            enc_ptr=F32, dec_ptr=F32, b_ptr=F32, p_ptr=F32, inv_p_ptr=F32, imp_ptr=F32, ids_ptr=I64, step_ptr=I64,
-            loss_part_ptr=F32, d_enc_part_ptr=F32, d_dec_part_ptr=F32, db_part_ptr=F32,
-            seed_lo=seed_lo, seed_hi=seed_hi, n_features=n, n_hidden=m, batch_size=B,
-            threshold=config.activation_threshold, grad_scale=grad_scale,
-            MODEL=constexprs["MODEL"], ACT=constexprs["ACT"], SIGNED=constexprs["SIGNED"], BLOCK_N=plan.block_n,
-            M_PAD=plan.m_pad, BLOCK_Q=plan.block_q, USE_DOT=plan.use_dot, PRECISION=plan.precision,
-        )
-        return args, plan.num_warps
+        return step_partials_args(inputs, buffers, plan)
     if kernel == "reduce_update":
-        args = dict(
-            enc_ptr=F32, dec_ptr=F32, b_ptr=F32, m_enc_ptr=F32, v_enc_ptr=F32, m_dec_ptr=F32, v_dec_ptr=F32,
-            m_b_ptr=F32, v_b_ptr=F32, loss_part_ptr=F32, d_enc_part_ptr=F32, d_dec_part_ptr=F32, db_part_ptr=F32,
-            loss_ptr=F32, lr_ptr=F32, wd_ptr=F32, step_ptr=I64, scale_ptr=F32, bc1_ptr=F32, bc2_sqrt_ptr=F32,
-            n_blocks=n_blocks, n_features=n, n_hidden=m, beta1=beta1, beta2=beta2, eps=config.eps,
-            loss_scale=grad_scale * 0.5,
-            MODEL=constexprs["MODEL"], DECOUPLED=constexprs["DECOUPLED"], BLOCK_N=plan.reduce_block_n,
-            M_PAD=plan.m_pad,
-        )
-        return args, 4  # FusedStepTrainer.step launches it without num_warps: triton's default
+        return reduce_update_args(inputs, buffers, plan)
     raise ValueError(kernel)
+
+
+def plan_of(config: TrainConfig, strategy: str = "auto", precision: str = "ieee"):
+    return plan_for(config.n_features, config.n_hidden, config.batch_size, strategy, precision)
 
 
 @dataclasses.dataclass
@@ -292,7 +289,7 @@ def describe(kernel: str, config: TrainConfig, plan) -> dict:
     )
 
 
-def build_jobs(quick: bool, archs) -> list[Job]:
+def build_jobs(full: bool, archs) -> list[Job]:
     """One job per distinct binary.
 
     Binaries are the same when kernel, arch, num_warps, every constexpr and the
@@ -302,14 +299,14 @@ def build_jobs(quick: bool, archs) -> list[Job]:
     are compiled, and recorded.
     """
     jobs: dict[tuple, Job] = {}
-    for label, n, m, model, activation, magnitude, optimizer, seed in workloads(quick):
+    for label, n, m, model, activation, magnitude, optimizer, seed in workloads(full):
         config = make_config(n, m, model, activation, magnitude, optimizer, seed)
         workload = f"{label} {n}→{m} {model}/{activation}/{magnitude}/{optimizer}" + (" seed64" if seed else "")
-        auto = plan_for(config, "auto")
+        auto = plan_of(config, "auto")
         plans = [(auto, True)]
         if auto.strategy == "persistent":
-            plans.append((plan_for(config, "step"), False))  # a user may force strategy="step"
-        tf32 = plan_for(config, "step", "tf32")  # the tf32 opt-in is the only way onto the dot path
+            plans.append((plan_of(config, "step"), False))  # a user may force strategy="step"
+        tf32 = plan_of(config, "step", "tf32")  # the tf32 opt-in is the only way onto the dot path
         if tf32.use_dot:
             plans.append((tf32, False))
         for plan, is_auto in plans:
@@ -365,6 +362,69 @@ def inexact_fmas(ptx_body: str) -> int:
     return count
 
 
+_SSA = re.compile(r"^\s*(%[\w.-]+)(?::\d+)?\s*=\s*([\w.]+)(.*)$")
+_SSA_NAME = re.compile(r"%[\w.-]+")
+_LOOP_COUNTER = re.compile(r"scf\.for\s+(%[\w.-]+)\s*=")
+_ADDPTR = re.compile(r"tt\.addptr\s+(%[\w.-]+),\s*(%[\w.-]+)\s*:.*,\s*(\S+)\s+loc")
+
+
+def _i32(type_text: str) -> bool:
+    return bool(re.search(r"\bi32>?$", type_text.strip().split(" loc(")[0].rstrip()))
+
+
+def narrow_pointer_multiplies(ttir: str) -> list[str]:
+    """32-bit multiplies on a pointer offset's path that involve the instance axis' program id or a loop counter.
+
+    Such an offset grows with the number of instances or steps
+    (``(step // log_every) * n_instances + k``) and wraps at 2**31.  Every
+    kernel here puts instances on grid axis 0; axis 1 numbers blocks within
+    one instance, so ``feature_block * BLOCK_N`` is bounded by one instance's
+    size and passes, as do products of per-instance sizes (``feature * n_hidden``).
+    Returns the offending TTIR lines.
+    """
+    defs, run_scaled = {}, set()
+    for line in ttir.splitlines():
+        code = line.split(" loc(")[0]
+        for counter in _LOOP_COUNTER.findall(code):
+            run_scaled.add(counter)
+        match = _SSA.match(code)
+        if match is None:
+            continue
+        name, op, rest = match.groups()
+        operands = _SSA_NAME.findall(rest.split(" : ")[0]) if op != "scf.for" else []
+        result_type = rest.rsplit(" : ", 1)[-1] if " : " in rest else ""
+        defs[name] = (op, operands, result_type, code.strip())
+        if op == "tt.get_program_id" and rest.strip().startswith("x"):
+            run_scaled.add(name)
+
+    scaled_memo: dict[str, bool] = {}
+
+    def scaled(name: str) -> bool:  # derived from a program id or a loop counter
+        if name not in scaled_memo:
+            scaled_memo[name] = False  # cycles through iter_args end here
+            op, operands, _, _ = defs.get(name, ("", [], "", ""))
+            scaled_memo[name] = name in run_scaled or any(scaled(o) for o in operands)
+        return scaled_memo[name]
+
+    found, seen = [], set()
+
+    def walk(name: str) -> None:
+        if name in seen or name not in defs:
+            return
+        seen.add(name)
+        op, operands, result_type, code = defs[name]
+        if op == "arith.muli" and _i32(result_type) and any(scaled(o) for o in operands):
+            found.append(code)
+        for operand in operands:
+            walk(operand)
+
+    for line in ttir.splitlines():
+        match = _ADDPTR.search(line)
+        if match:
+            walk(match.group(2))
+    return found
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -375,12 +435,12 @@ def _ptx_body(ptx: str) -> str:
     return ptx.split(".section", 1)[0]
 
 
-def compile_one(kernel: str, args: dict, num_warps: int, arch: int) -> dict:
+def compile_one(kernel: str, args: dict, num_warps: int, arch: int, sass: bool = False) -> dict:
     from triton.backends.compiler import GPUTarget
 
     out = dict(registers=None, spill_stores=None, spill_loads=None, stack=None, shared=None, seconds=None,
                cpu_seconds=None, approx_div=None, float_div=None, fma=None, inexact_fma=None, mma=None, attrs=None,
-               error=None)
+               narrow_offsets=None, sass=None, error=None)
     try:
         fn, signature, constexprs, attrs, options = specialize(kernel, args, num_warps, arch)
         # the specialization of int arguments (pointers are always 16-byte aligned)
@@ -411,25 +471,122 @@ def compile_one(kernel: str, args: dict, num_warps: int, arch: int) -> dict:
         out["fma"] = len(FLOAT_FMA.findall(body))
         out["inexact_fma"] = inexact_fmas(body)
         out["mma"] = len(MMA.findall(body))
+        out["narrow_offsets"] = narrow_pointer_multiplies(compiled.asm["ttir"])
+        if sass and kernel in KERNELS:
+            structure = sass_structure(cuobjdump(compiled.asm["cubin"], "-sass"))
+            out["sass"] = dict(occupancy(out["registers"], out["shared"], num_warps, arch),
+                               **sass_profile(structure, kernel, args, num_warps))
     except Exception as e:  # noqa: BLE001 - reported per binary, the run goes on
         out["error"] = f"{type(e).__name__}: {e}".strip()[-4000:]
     return out
 
 
-def cuobjdump_registers(cubin: bytes) -> int:
+def cuobjdump(cubin: bytes, flag: str) -> str:
+    """``cuobjdump <flag>`` (the one in triton's wheel) on a cubin."""
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
         f.flush()
-        text = subprocess.run([triton.knobs.nvidia.cuobjdump.path, "--dump-resource-usage", f.name],
+        return subprocess.run([triton.knobs.nvidia.cuobjdump.path, flag, f.name],
                               check=True, capture_output=True, text=True).stdout
+
+
+def cuobjdump_registers(cubin: bytes) -> int:
+    text = cuobjdump(cubin, "--dump-resource-usage")
     found = _CUOBJDUMP_REG.findall(text)
     if len(found) != 1:
         raise RuntimeError(f"cuobjdump --dump-resource-usage: expected one REG entry, got:\n{text}")
     return int(found[0])
 
 
-def _compile_job(job: Job) -> dict:
-    return compile_one(job.kernel, job.args, job.num_warps, job.arch)
+# ---------------------------------------------------------------------------
+# the static performance report (--sass): instruction counts from cuobjdump -sass
+# ---------------------------------------------------------------------------
+
+_SASS_LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);")
+_HEX_TARGET = re.compile(r"0x([0-9a-f]+)\s*$")
+# per SM on sm_80 and sm_90: 64 K registers, 64 warps, 32 blocks; shared memory
+# a block may use beside the 1 KiB the runtime reserves per block
+SM_REGISTERS, SM_WARPS, SM_BLOCKS, RESERVED_SHARED = 65_536, 64, 32, 1024
+SM_SHARED = {80: 167_936, 90: 233_472}
+SASS_CLASSES = {"SHFL": ("SHFL",), "BAR": ("BAR",), "LDS/STS": ("LDS", "STS"), "MUFU": ("MUFU",)}
+
+
+def sass_structure(sass: str) -> dict:
+    """The kernel body's instructions (up to its last EXIT: the subroutines after it are the slow paths of
+    div.rn / sqrt.rn) and its loops, from backward branches: ``{"ops": [[pc, opcode]], "loops": [[start, end]]}``."""
+    ops, loops = [], []
+    for pc, opcode, operands in _SASS_LINE.findall(sass):
+        ops.append([int(pc, 16), opcode])
+        target = _HEX_TARGET.search(operands.strip())
+        if opcode.startswith("BRA") and target and int(target.group(1), 16) <= int(pc, 16):
+            loops.append([int(target.group(1), 16), int(pc, 16)])
+    exits = [pc for pc, opcode in ops if opcode == "EXIT"]
+    end = max(exits) if exits else ops[-1][0]
+    ops = [op for op in ops if op[0] <= end and op[1] != "NOP"]
+    return dict(ops=ops, loops=sorted(loop for loop in loops if loop[1] <= end))
+
+
+def occupancy(registers: int, shared: int, num_warps: int, arch: int) -> dict:
+    """Blocks per SM as the CUDA occupancy calculator computes them, and what limits them."""
+    per_warp = -(-registers * 32 // 256) * 256  # registers are allocated per warp, 256 at a time
+    limits = {
+        "registers": (SM_REGISTERS // per_warp) // num_warps,
+        "warps": SM_WARPS // num_warps,
+        "blocks": SM_BLOCKS,
+        "shared": SM_SHARED[arch] // (shared + RESERVED_SHARED) if shared else SM_BLOCKS,
+    }
+    blocks = min(limits.values())
+    return dict(blocks=blocks, limit=min(limits, key=limits.get), limits=limits)
+
+
+def _trips(kernel: str, args: dict) -> tuple[int, int, int]:
+    """(trips of each top-level loop per step, trips of a nested loop per outer trip, programs per instance).
+
+    persistent_run: the step loop runs once per step, the batch-chunk loop
+    cdiv(cdiv(B, 4), BLOCK_Q) times in it.  step_partials: its three feature
+    loops cdiv(n, BLOCK_N) times each, in each of the NB batch-block programs.
+    reduce_update: its loops over the NB batch blocks, in each feature-block program.
+    """
+    chunks = -(-(-(-args["batch_size"] // 4)) // args["BLOCK_Q"]) if "BLOCK_Q" in args else None
+    if kernel == "persistent_run":
+        return 1, chunks, 1
+    if kernel == "step_partials":
+        return -(-args["n_features"] // args["BLOCK_N"]), 1, chunks
+    return args["n_blocks"], 1, -(-args["n_features"] // args["BLOCK_N"])
+
+
+def sass_profile(structure: dict, kernel: str, args: dict, num_warps: int) -> dict:
+    """Dynamic instruction counts per thread per training step, from the static SASS and the loop trip counts.
+
+    Each instruction counts once per trip of every loop around it (top-level
+    loops and, for the persistent kernel, the batch-chunk loop nested in the
+    step loop); the persistent kernel's code outside the step loop runs once
+    per run and is left out.  Branches inside loop bodies are counted as
+    if taken (an upper bound for bodies with rarely taken paths).
+    """
+    outer_trips, inner_trips, programs = _trips(kernel, args)
+    loops = structure["loops"]
+    top = [loop for loop in loops if not any(o != loop and o[0] <= loop[0] and loop[1] <= o[1] for o in loops)]
+    counts = dict.fromkeys(["total", *SASS_CLASSES], 0)
+    for pc, opcode in structure["ops"]:
+        enclosing = [loop for loop in loops if loop[0] <= pc <= loop[1]]
+        if not enclosing:
+            weight = 0 if kernel == "persistent_run" else 1
+        else:
+            weight = outer_trips * (inner_trips if len(enclosing) > 1 else 1)
+        counts["total"] += weight
+        for name, prefixes in SASS_CLASSES.items():
+            if opcode.split(".")[0] in prefixes:
+                counts[name] += weight
+    threads = 32 * num_warps
+    # sampled (row, feature) elements per step: B n (reduce_update gets only loss_scale = 1 / (B n))
+    elements = args["batch_size"] * args["n_features"] if "batch_size" in args else round(1 / args["loss_scale"])
+    return dict(per_thread_step=counts, per_element=round(counts["total"] * threads * programs / elements, 2),
+                top_loops=len(top), nested_loops=len(loops) - len(top), threads=threads, programs=programs)
+
+
+def _compile_job(job: Job, sass: bool = False) -> dict:
+    return compile_one(job.kernel, job.args, job.num_warps, job.arch, sass)
 
 
 # ---------------------------------------------------------------------------
@@ -530,6 +687,33 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
 
 
+SASS_COLUMNS = ["kernel", "model", "n_pad/bn", "m_pad", "bq", "path", "warps", "arch", "regs", "smem",
+                "blocks/SM", "limit", "instr/thread/step", "instr/element", "SHFL", "BAR", "LDS/STS", "MUFU",
+                "loops", "workloads"]
+
+
+def format_sass_table(rows: list[dict]) -> str:
+    """The static performance report: one line per kernel binary compiled with ``--sass``."""
+    lines = [SASS_COLUMNS]
+    for r in rows:
+        c, p = r["config"], r.get("sass")
+        if p is None:
+            continue
+        counts = p["per_thread_step"]
+        lines.append([r["kernel"], c["model"], str(c["n_pad"]), str(c["m_pad"]), _cell(c["block_q"]), _path(c),
+                      str(c["warps"]), f"sm_{r['arch']}", str(r["registers"]), str(r["shared"]), str(p["blocks"]),
+                      p["limit"], str(counts["total"]), str(p["per_element"]), str(counts["SHFL"]),
+                      str(counts["BAR"]), str(counts["LDS/STS"]), str(counts["MUFU"]),
+                      f"{p['top_loops']}+{p['nested_loops']}", _workloads(r["shapes"])])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(SASS_COLUMNS))]
+    note = ("per thread per training step; persistent_run: the step loop's body with its batch-chunk loop run "
+            "cdiv(cdiv(B, 4), bq) times; step kernels: one launch, feature / batch-block loops at their trip "
+            "counts; instr/element: per sampled (row, feature) element, all of an instance's programs; "
+            "loops: top-level+nested in the SASS")
+    return "\n".join(["static SASS report (cuobjdump -sass; counts, not timings): " + note] +
+                     ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines])
+
+
 def problems(row: dict) -> list[str]:
     """Why this binary fails the check (empty when it passes)."""
     if row["error"] is not None:
@@ -543,6 +727,8 @@ def problems(row: dict) -> list[str]:
     limit = SHARED_LIMIT.get(row["arch"])
     if limit is not None and row["shared"] > limit:
         out.append(f"{row['shared']} B shared memory > sm_{row['arch']}'s {limit} B: fails to launch")
+    if row["kernel"] in KERNELS and row["narrow_offsets"]:
+        out.append(f"32-bit pointer offsets that grow with the run: {'; '.join(row['narrow_offsets'][:3])}")
     if row["kernel"] in KERNELS and row["approx_div"]:
         out.append(f"{row['approx_div']} approximate divides (div.full / div.approx / rcp.approx) in the PTX")
     if "probe" in row["config"] and (row["float_div"] or row["inexact_fma"]):
@@ -558,7 +744,7 @@ def _name(row: dict) -> str:
     return f"{row['kernel']} " + " ".join(f"{k}={v}" for k, v in c.items() if v is not None)
 
 
-def run_jobs(jobs: list[Job], processes: int) -> list[dict]:
+def run_jobs(jobs: list[Job], processes: int, sass: bool = False) -> list[dict]:
     """Compile every job (in a fresh temporary triton cache), results in job order; progress on stderr."""
     cache = tempfile.mkdtemp(prefix="fastsup-check-cache-")
     previous = os.environ.get("TRITON_CACHE_DIR")
@@ -577,13 +763,13 @@ def run_jobs(jobs: list[Job], processes: int) -> list[dict]:
 
             # fork: workers inherit the imported kernels and this process's environment
             with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
-                futures = {pool.submit(_compile_job, job): i for i, job in enumerate(jobs)}
+                futures = {pool.submit(_compile_job, job, sass): i for i, job in enumerate(jobs)}
                 for done, future in enumerate(as_completed(futures), 1):
                     results[futures[future]] = future.result()
                     progress(futures[future], done)
         else:
             for i, job in enumerate(jobs):
-                results[i] = _compile_job(job)
+                results[i] = _compile_job(job, sass)
                 progress(i, i + 1)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -596,13 +782,16 @@ def run_jobs(jobs: list[Job], processes: int) -> list[dict]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fastsup.kernels.check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="the paper's experiments as they run, plus every MODEL on both paths "
-                             "(default: every variant of the paper's sizes and the size table, and tf32)")
+    parser.add_argument("--full", action="store_true",
+                        help="every variant of the paper's sizes and of the size table, and tf32 (default: the "
+                             "paper's experiments as they run, plus every MODEL on both paths)")
     parser.add_argument("--arch", default=",".join(map(str, ARCHS)), help="compute capabilities (default 80,90)")
     parser.add_argument("--json", metavar="PATH", help="write every result here")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="compile processes (default min(2, cores))")
+    parser.add_argument("--sass", action="store_true",
+                        help="also print the static performance report: blocks per SM, SASS instructions per "
+                             "thread per step and per sampled element, SHFL / BAR / shared-memory counts")
     parser.add_argument("--list", action="store_true", help="list the binaries and stop")
     parser.add_argument("--only", metavar="REGEX", help="only the binaries whose kernel or workloads match")
     args = parser.parse_args(argv)
@@ -615,7 +804,7 @@ def main(argv=None) -> int:
     os.environ["TRITON_DUMP_PTXAS_LOG"] = "1"
 
     started = time.perf_counter()
-    jobs = build_jobs(args.quick, archs)
+    jobs = build_jobs(args.full, archs)
     probes = sampler_jobs(archs)
     if args.only:
         wanted = re.compile(args.only)
@@ -633,7 +822,7 @@ def main(argv=None) -> int:
     # the longest compiles first, so that the pool does not end on one of them
     order = sorted(jobs, key=lambda j: (j.config["dot"] is not True, j.kernel != "persistent_run",
                                         -j.config["n_pad"] * j.config["m_pad"] * (j.config["block_q"] or 1)))
-    results = run_jobs(order + probes, args.jobs)
+    results = run_jobs(order + probes, args.jobs, args.sass)
     wall = time.perf_counter() - started
 
     rows = [dict(kernel=job.kernel.split(":")[-1], arch=job.arch, config=job.config, auto=job.auto,
@@ -644,7 +833,7 @@ def main(argv=None) -> int:
     failures = [(r, p) for r in kernel_rows + probe_rows for p in problems(r)]
     cpu = sum(r["cpu_seconds"] or 0 for r in rows)
     if args.json:
-        report = dict(triton=triton.__version__, archs=archs, quick=args.quick, processes=args.jobs,
+        report = dict(triton=triton.__version__, archs=archs, full=args.full, processes=args.jobs,
                       wall_seconds=round(wall, 1), cpu_seconds=round(cpu, 1), run=RUN,
                       fp_fusion=os.environ["TRITON_DEFAULT_FP_FUSION"], results=kernel_rows, sampler=probe_rows,
                       failures=[dict(name=_name(r), kernel=r["kernel"], arch=r["arch"], problem=p)
@@ -654,6 +843,9 @@ def main(argv=None) -> int:
 
     print(format_table(kernel_rows))
     print()
+    if args.sass:
+        print(format_sass_table(kernel_rows))
+        print()
     for r in probe_rows:
         state = "FAIL" if r["error"] else (f"{r['float_div']} float divides, {r['fma']} FMAs "
                                            f"({r['inexact_fma']} with a product that can round)")

@@ -155,14 +155,6 @@ class Shape:
         """Loss-history rows: every ``log_every``-th step and the last (``backends.base.logged_steps``)."""
         return -(-self.steps // self.log_every) + (1 if (self.steps - 1) % self.log_every else 0)
 
-    def train_config(self):
-        """The ``TrainConfig`` of this shape (for the dispatcher)."""
-        from fastsup.config import TrainConfig
-
-        return TrainConfig(n_features=self.n_features, n_hidden=self.n_hidden, n_instances=self.n_instances,
-                           batch_size=self.batch_size, model=self.model, activation=self.activation,
-                           steps=self.steps, log_every=self.log_every, optimizer=self.optimizer)
-
 
 @dataclasses.dataclass(frozen=True)
 class Op:
@@ -523,7 +515,7 @@ def _plan(s: Shape, strategy: str, plan):
         from fastsup.kernels.dispatch import plan_for
     except ImportError as err:
         raise NotApplicable(f"the dispatcher needs triton ({err}); pass plan= explicitly") from None
-    return plan_for(s.train_config(), strategy)
+    return plan_for(s.n_features, s.n_hidden, s.batch_size, strategy)
 
 
 def _output_ops(s: Shape) -> int:
@@ -658,13 +650,13 @@ def _si(value: float | None, unit: str = "") -> str:
 
 
 def dispatcher_choice(config_like: Any) -> str:
-    """What ``plan_for(TrainConfig(...))`` picks for the shape, with its reason (or why it cannot say)."""
+    """What ``plan_for`` picks for the shape, with its reason (or why it cannot say)."""
     s = Shape.of(config_like)
     try:
         from fastsup.kernels.dispatch import plan_for
     except ImportError as err:
         return f"dispatcher unavailable: {err} (the Triton dispatcher needs triton)"
-    plan = plan_for(s.train_config())
+    plan = plan_for(s.n_features, s.n_hidden, s.batch_size)
     return (f"dispatcher picks {plan.strategy} (plan_for): {plan.reason}; tile {plan.n_pad}x{plan.m_pad}, "
             f"block_n {plan.block_n}, {4 * plan.block_q} rows per block, {plan.num_warps} warps")
 

@@ -12,8 +12,6 @@ import dataclasses
 
 import triton
 
-from fastsup.config import TrainConfig
-
 MIN_DOT = 16  # NVIDIA MMA needs every dot dimension >= 16
 
 # Largest register broadcast product [features, hidden, rows] per program, in
@@ -27,6 +25,16 @@ REGISTER_PRODUCT_LIMIT = 4096
 # 4096-element products it spilled 0.5 KB.
 PERSISTENT_PRODUCT_LIMIT = 2048
 PERSISTENT_TILE_LIMIT = 256
+# Rows per block on the register path.  At 256 rows the step kernel for 3→2
+# with signed magnitudes (relu_hidden, and relu_output with ExReLU) spilled
+# 4–8 B on sm_90 at 72–80 registers: not register pressure but predicates
+# (the SASS saves them with P2R and stores that register to the stack).  At
+# 128 rows they compile clean (every variant of 3→2 and 2→1, sm_80 and sm_90,
+# 2026-12-01, 2-core dev machine).  The persistent kernel keeps 256: at 128
+# rows its 2→1 signed binaries spilled 8 B on sm_80, a pointer saved around
+# the subroutine call of div.rn's slow path.
+MAX_PERSISTENT_ROWS = 256
+MAX_STEP_ROWS = 128
 # The dot path holds x [block_n, rows] and three [m_pad, rows] tiles; with
 # tf32 MMA, 64x32 tiles at 128 rows compiled without spills at 8 warps.
 DOT_ROWS = 32
@@ -58,13 +66,16 @@ def _pow2_floor(value: int) -> int:
     return 1 << (max(1, value).bit_length() - 1)
 
 
-def plan_for(config: TrainConfig, strategy: str = "auto", precision: str = "ieee") -> Plan:
-    """The strategy and tiles for ``config``; ``strategy`` forces "persistent" or "step"."""
+def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "auto", precision: str = "ieee") -> Plan:
+    """The strategy and tiles for an ``n_features``→``n_hidden`` model trained on batches of ``batch_size``.
+
+    ``strategy`` forces "persistent" or "step"; ``precision`` "tf32" opts in to ``tl.dot``.
+    """
     if strategy not in ("auto", "persistent", "step"):
         raise ValueError(f"strategy must be 'auto', 'persistent' or 'step', got {strategy!r}")
     if precision not in ("ieee", "tf32"):
         raise ValueError(f"precision must be 'ieee' or 'tf32', got {precision!r}")
-    n, m = config.n_features, config.n_hidden
+    n, m = n_features, n_hidden
     # fp32 tl.dot with input_precision="ieee" compiles to FMA loops, not MMA, in
     # triton 3.9 (the compile check found no mma instruction and 1–178 KB of
     # spills), so dots are used only with the tf32 opt-in, where they do run on
@@ -73,7 +84,7 @@ def plan_for(config: TrainConfig, strategy: str = "auto", precision: str = "ieee
     use_dot = precision == "tf32" and min(n, m) >= 8
     n_pad = max(triton.next_power_of_2(n), MIN_DOT if use_dot else 1)
     m_pad = max(triton.next_power_of_2(m), MIN_DOT if use_dot else 1)
-    batch_rows = 4 * triton.next_power_of_2(-(-config.batch_size // 4))
+    batch_rows = 4 * triton.next_power_of_2(-(-batch_size // 4))
     fits_on_chip = not use_dot and n_pad * m_pad <= PERSISTENT_TILE_LIMIT
     if strategy == "auto":
         strategy = "persistent" if fits_on_chip else "step"
@@ -93,7 +104,8 @@ def plan_for(config: TrainConfig, strategy: str = "auto", precision: str = "ieee
         # the hidden width counts as at least 4 here.
         width = max(m_pad, 4)
         block_n = n_pad if strategy == "persistent" else min(n_pad, _pow2_floor(budget // (4 * width)))
-        rows = max(4, min(_pow2_floor(budget // (block_n * width)), batch_rows, 256))
+        max_rows = MAX_STEP_ROWS if strategy == "step" else MAX_PERSISTENT_ROWS
+        rows = max(4, min(_pow2_floor(budget // (block_n * width)), batch_rows, max_rows))
     # Wide hidden layers on the register path (m_pad >= 128) spilled 4 B at
     # 4 warps on sm_80 in some variants: 8 warps halve the per-thread share.
     num_warps = 8 if (use_dot and block_n * m_pad >= 2048) or (not use_dot and m_pad >= 128) else 4

@@ -18,11 +18,12 @@ fixed arguments: capturable in a CUDA graph.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import triton
 import triton.language as tl
 
-from fastsup.config import TrainConfig
 from fastsup.kernels.block import (
     ABS,
     adam_tile,
@@ -34,7 +35,7 @@ from fastsup.kernels.block import (
     sample_block,
 )
 from fastsup.kernels.dispatch import Plan
-from fastsup.kernels.utils import KernelInputs
+from fastsup.kernels.utils import KernelInputs, Moments, on_device
 
 # ---------------------------------------------------------------------------
 # kernels
@@ -158,13 +159,14 @@ def step_partials_kernel(
 
 
 @triton.jit
-def _update_stored(param_ptrs, exp_avg_ptrs, exp_avg_sq_ptrs, mask, grad, lr, weight_decay, beta1, beta2, eps,
-                   bias_correction1, bias_correction2_sqrt, DECOUPLED: tl.constexpr):
+def _update_stored(param_ptrs, exp_avg_ptrs, exp_avg_sq_ptrs, mask, grad, lr, weight_decay, one_minus_beta1, beta2,
+                   one_minus_beta2, eps, bias_correction1, bias_correction2_sqrt, DECOUPLED: tl.constexpr):
     """Load a tile of parameters and Adam moments, update it with ``grad``, store it back."""
     param, exp_avg, exp_avg_sq = adam_tile(
         tl.load(param_ptrs, mask=mask, other=0.0), grad,
         tl.load(exp_avg_ptrs, mask=mask, other=0.0), tl.load(exp_avg_sq_ptrs, mask=mask, other=0.0),
-        lr, weight_decay, beta1, beta2, eps, bias_correction1, bias_correction2_sqrt, DECOUPLED)
+        lr, weight_decay, one_minus_beta1, beta2, one_minus_beta2, eps, bias_correction1, bias_correction2_sqrt,
+        DECOUPLED)
     tl.store(param_ptrs, param, mask=mask)
     tl.store(exp_avg_ptrs, exp_avg, mask=mask)
     tl.store(exp_avg_sq_ptrs, exp_avg_sq, mask=mask)
@@ -188,7 +190,7 @@ def reduce_update_kernel(
     scale_ptr, bc1_ptr, bc2_sqrt_ptr,  # fp32 [steps]
     n_blocks,  # scalar: NB, batch blocks of the partials kernel
     n_features, n_hidden,  # scalars
-    beta1, beta2, eps,  # fp32 scalars
+    one_minus_beta1, beta2, one_minus_beta2, eps,  # fp32 scalars, host-computed (KernelInputs)
     loss_scale,  # fp32 scalar: 1 / (B n)
     MODEL: tl.constexpr,
     DECOUPLED: tl.constexpr,
@@ -232,13 +234,15 @@ def reduce_update_kernel(
     bc2_sqrt = tl.load(bc2_sqrt_ptr + step)
     base = k64 * mat
     _update_stored(enc_ptr + base + enc_offsets, m_enc_ptr + base + enc_offsets, v_enc_ptr + base + enc_offsets,
-                   enc_mask, d_enc, lr, wd, beta1, beta2, eps, bc1, bc2_sqrt, DECOUPLED)
+                   enc_mask, d_enc, lr, wd, one_minus_beta1, beta2, one_minus_beta2, eps, bc1, bc2_sqrt,
+                   DECOUPLED)
     if MODEL == ABS:
         _update_stored(dec_ptr + base + dec_offsets, m_dec_ptr + base + dec_offsets, v_dec_ptr + base + dec_offsets,
-                       dec_mask, d_dec, lr, wd, beta1, beta2, eps, bc1, bc2_sqrt, DECOUPLED)
-    vec = k64 * n_features + features
-    _update_stored(b_ptr + vec, m_b_ptr + vec, v_b_ptr + vec, f_mask, db, lr, wd, beta1, beta2, eps, bc1, bc2_sqrt,
+                       dec_mask, d_dec, lr, wd, one_minus_beta1, beta2, one_minus_beta2, eps, bc1, bc2_sqrt,
                    DECOUPLED)
+    vec = k64 * n_features + features
+    _update_stored(b_ptr + vec, m_b_ptr + vec, v_b_ptr + vec, f_mask, db, lr, wd, one_minus_beta1, beta2,
+                   one_minus_beta2, eps, bc1, bc2_sqrt, DECOUPLED)
 
 
 # ---------------------------------------------------------------------------
@@ -246,46 +250,85 @@ def reduce_update_kernel(
 # ---------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class StepBuffers:
+    """The step strategy's device state besides the parameters."""
+
+    moments: Moments
+    loss_part: torch.Tensor  # [I, NB]
+    d_enc_part: torch.Tensor  # [I, NB, n, m]
+    d_dec_part: torch.Tensor  # [I, NB, m, n]
+    db_part: torch.Tensor  # [I, NB, n]
+    loss: torch.Tensor  # [I]: the last step's loss
+    step_index: torch.Tensor  # int64 [1]: the step being trained
+    n_blocks: int  # NB: batch blocks of 4 * block_q rows
+
+
+def n_batch_blocks(batch_size: int, plan: Plan) -> int:
+    return triton.cdiv(triton.cdiv(batch_size, 4), plan.block_q)
+
+
+def step_partials_args(inputs: KernelInputs, buffers: StepBuffers, plan: Plan) -> tuple[dict, int]:
+    """``step_partials_kernel``'s arguments by name, and its num_warps (the launcher's and the compile check's)."""
+    i = inputs
+    args = dict(
+        enc_ptr=i.enc, dec_ptr=i.dec, b_ptr=i.b, p_ptr=i.p, inv_p_ptr=i.inv_p, imp_ptr=i.importance,
+        ids_ptr=i.instance_ids, step_ptr=buffers.step_index, loss_part_ptr=buffers.loss_part,
+        d_enc_part_ptr=buffers.d_enc_part, d_dec_part_ptr=buffers.d_dec_part, db_part_ptr=buffers.db_part,
+        seed_lo=i.seed_lo, seed_hi=i.seed_hi, n_features=i.n_features, n_hidden=i.n_hidden, batch_size=i.batch_size,
+        threshold=i.threshold, grad_scale=i.grad_scale,
+        MODEL=i.model, ACT=i.activation, SIGNED=i.signed, BLOCK_N=plan.block_n, M_PAD=plan.m_pad,
+        BLOCK_Q=plan.block_q, USE_DOT=plan.use_dot, PRECISION=plan.precision,
+    )
+    return args, plan.num_warps
+
+
+def reduce_update_args(inputs: KernelInputs, buffers: StepBuffers, plan: Plan) -> tuple[dict, int]:
+    """``reduce_update_kernel``'s arguments by name, and its num_warps (the launcher's and the compile check's)."""
+    i, mo = inputs, buffers.moments
+    args = dict(
+        enc_ptr=i.enc, dec_ptr=i.dec, b_ptr=i.b, m_enc_ptr=mo.m_enc, v_enc_ptr=mo.v_enc, m_dec_ptr=mo.m_dec,
+        v_dec_ptr=mo.v_dec, m_b_ptr=mo.m_b, v_b_ptr=mo.v_b, loss_part_ptr=buffers.loss_part,
+        d_enc_part_ptr=buffers.d_enc_part, d_dec_part_ptr=buffers.d_dec_part, db_part_ptr=buffers.db_part,
+        loss_ptr=buffers.loss, lr_ptr=i.lr, wd_ptr=i.weight_decay, step_ptr=buffers.step_index, scale_ptr=i.scale,
+        bc1_ptr=i.bias_correction1, bc2_sqrt_ptr=i.bias_correction2_sqrt, n_blocks=buffers.n_blocks,
+        n_features=i.n_features, n_hidden=i.n_hidden, one_minus_beta1=i.one_minus_beta1, beta2=i.beta2,
+        one_minus_beta2=i.one_minus_beta2, eps=i.eps, loss_scale=i.grad_scale * 0.5,
+        MODEL=i.model, DECOUPLED=i.decoupled, BLOCK_N=plan.reduce_block_n, M_PAD=plan.m_pad,
+    )
+    return args, 4  # a [reduce_block_n, m_pad] tile of at most REDUCE_TILE_LIMIT elements: 4 warps
+
+
 class FusedStepTrainer:
     """Step-wise trainer (the ``StepTrainer`` protocol of ``fastsup.backends.base``) on the two kernels."""
 
-    def __init__(self, inputs: KernelInputs, config: TrainConfig, plan: Plan):
-        self.inputs, self.config, self.plan = inputs, config, plan
-        I, n, m = config.n_instances, config.n_features, config.n_hidden
-        device = inputs.enc.device
-        self.n_blocks = triton.cdiv(triton.cdiv(config.batch_size, 4), plan.block_q)
-        zeros = lambda *shape: torch.zeros(shape, dtype=torch.float32, device=device)  # noqa: E731
-        self.m_enc, self.v_enc = zeros(I, n, m), zeros(I, n, m)
-        abs_model = config.model == "abs"
-        self.m_dec, self.v_dec = (zeros(I, m, n), zeros(I, m, n)) if abs_model else (zeros(1), zeros(1))
-        self.m_b, self.v_b = zeros(I, n), zeros(I, n)
-        self.loss_part = zeros(I, self.n_blocks)
-        self.d_enc_part = zeros(I, self.n_blocks, n, m)
-        self.d_dec_part = zeros(I, self.n_blocks, m, n)
-        self.db_part = zeros(I, self.n_blocks, n)
-        self.loss = zeros(I)
-        self.step_index = torch.zeros(1, dtype=torch.int64, device=device)
-        self.params = inputs.params(tied=not abs_model)
+    def __init__(self, inputs: KernelInputs, plan: Plan):
+        self.inputs, self.plan = inputs, plan
+        I, n, m = inputs.n_instances, inputs.n_features, inputs.n_hidden
+        nb = n_batch_blocks(inputs.batch_size, plan)
+        zeros = lambda *shape: torch.zeros(shape, dtype=torch.float32, device=inputs.enc.device)  # noqa: E731
+        self.buffers = StepBuffers(
+            moments=Moments.zeros(inputs), loss_part=zeros(I, nb), d_enc_part=zeros(I, nb, n, m),
+            d_dec_part=zeros(I, nb, m, n), db_part=zeros(I, nb, n), loss=zeros(I),
+            step_index=torch.zeros(1, dtype=torch.int64, device=inputs.enc.device), n_blocks=nb,
+        )
+        self.params = inputs.params()
+        self.partials = step_partials_args(inputs, self.buffers, plan)
+        self.update = reduce_update_args(inputs, self.buffers, plan)
+
+    def launch(self) -> None:
+        """The step's three device operations, with fixed arguments: what a CUDA graph would capture."""
+        i = self.inputs
+        args, num_warps = self.partials
+        with on_device(i.enc):
+            step_partials_kernel[(i.n_instances, self.buffers.n_blocks)](**args, num_warps=num_warps)
+            args, num_warps = self.update
+            grid = (i.n_instances, triton.cdiv(i.n_features, self.plan.reduce_block_n))
+            reduce_update_kernel[grid](**args, num_warps=num_warps)
+            self.buffers.step_index += 1
 
     def step(self, step: int, lr_scale: float) -> torch.Tensor:
-        """One step; ``step`` and ``lr_scale`` are already on the device (step counter and tables)."""
-        inputs, config, plan = self.inputs, self.config, self.plan
-        c = inputs.constants
-        step_partials_kernel[(config.n_instances, self.n_blocks)](
-            inputs.enc, inputs.dec, inputs.b, inputs.p, inputs.inv_p, inputs.importance, inputs.instance_ids,
-            self.step_index, self.loss_part, self.d_enc_part, self.d_dec_part, self.db_part,
-            inputs.seed_lo, inputs.seed_hi, config.n_features, config.n_hidden, config.batch_size,
-            c["threshold"], c["grad_scale"],
-            MODEL=c["MODEL"], ACT=c["ACT"], SIGNED=c["SIGNED"], BLOCK_N=plan.block_n, M_PAD=plan.m_pad,
-            BLOCK_Q=plan.block_q, USE_DOT=plan.use_dot, PRECISION=plan.precision, num_warps=plan.num_warps,
-        )
-        reduce_update_kernel[(config.n_instances, triton.cdiv(config.n_features, plan.reduce_block_n))](
-            inputs.enc, inputs.dec, inputs.b, self.m_enc, self.v_enc, self.m_dec, self.v_dec, self.m_b, self.v_b,
-            self.loss_part, self.d_enc_part, self.d_dec_part, self.db_part, self.loss,
-            inputs.lr, inputs.weight_decay, self.step_index, inputs.scale, inputs.bias_correction1,
-            inputs.bias_correction2_sqrt, self.n_blocks, config.n_features, config.n_hidden,
-            c["beta1"], c["beta2"], c["eps"], c["grad_scale"] * 0.5,
-            MODEL=c["MODEL"], DECOUPLED=c["DECOUPLED"], BLOCK_N=plan.reduce_block_n, M_PAD=plan.m_pad,
-        )
-        self.step_index += 1
-        return self.loss
+        """One step (its index and lr live on the device: step counter and tables); a fresh ``[I]`` loss."""
+        self.launch()
+        # a copy: the buffer is rewritten next step, and a hook may keep what it was given
+        return self.buffers.loss.clone()

@@ -272,16 +272,17 @@ def test_notebook_matches_traced_traffic():
 
 @pytest.mark.skipif(not HAS_TRITON, reason="needs triton (the dispatcher and the step launcher)")
 def test_step_partials_match_the_launcher_buffers():
+    from fastsup.backends.triton_backend import kernel_inputs
+    from fastsup.init import init_params
     from fastsup.kernels.dispatch import plan_for
     from fastsup.kernels.step import FusedStepTrainer
-    from fastsup.kernels.utils import KernelInputs
-    from fastsup.init import init_params
 
     config = TrainConfig(n_features=20, n_hidden=5, n_instances=3, batch_size=100, steps=4, model="abs")
-    plan = plan_for(config, "step")
-    inputs = KernelInputs.build(config, "cpu", init_params(config, "cpu"), [1.0] * config.steps)
-    trainer = FusedStepTrainer(inputs, config, plan)
-    buffers = (trainer.d_enc_part, trainer.d_dec_part, trainer.db_part, trainer.loss_part)
+    plan = plan_for(20, 5, 100, "step")
+    inputs = kernel_inputs(config, init_params(config, "cpu"), [1.0] * config.steps, "cpu")
+    trainer = FusedStepTrainer(inputs, plan)
+    b = trainer.buffers
+    buffers = (b.d_enc_part, b.d_dec_part, b.db_part, b.loss_part)
     c = cost(config, "triton_step")
     stores = sum(op.written for op in c.ops if "store partial" in op.name)
     assert stores == sum(b.numel() * b.element_size() for b in buffers)
@@ -298,7 +299,7 @@ def test_table_reports_the_dispatchers_choice():
     from fastsup.kernels.dispatch import plan_for
 
     text = table(5, 2, 10_000, 1024)
-    plan = plan_for(TrainConfig(n_features=5, n_hidden=2, n_instances=10_000, batch_size=1024))
+    plan = plan_for(5, 2, 1024)
     assert f"dispatcher picks {plan.strategy}" in text and plan.reason in text
     for strategy in STRATEGIES:
         assert strategy in text
@@ -318,7 +319,7 @@ def test_cli_prints_the_dispatchers_choice():
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    plan = plan_for(TrainConfig(n_features=5, n_hidden=2, n_instances=10_000, batch_size=1024))
+    plan = plan_for(5, 2, 1024)
     assert plan.strategy == "persistent"
     assert "dispatcher picks persistent (plan_for): " + plan.reason in out.stdout
     assert "FLOP/byte" in out.stdout and "Philox/step" in out.stdout

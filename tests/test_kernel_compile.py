@@ -1,10 +1,11 @@
 """Compile tests (DESIGN.md section 7.2): the kernels as a GPU would get them, with no GPU.
 
-``python -m fastsup.kernels.check --quick`` compiles every kernel for every
-MODEL on both contraction paths at the paper's sizes for sm_80 and sm_90
-(``triton.compile`` runs the whole pipeline down to ptxas' cubin without a
-driver); these tests hold its verdict: everything compiles, nothing spills,
-at most 255 registers.  A second test reads the sampler's PTX directly: the
+``python -m fastsup.kernels.check --sass`` (its default subset) compiles
+every kernel for every MODEL on both contraction paths at the paper's sizes
+for sm_80 and sm_90 (``triton.compile`` runs the whole pipeline down to
+ptxas' cubin without a driver); these tests hold its verdict: everything
+compiles, nothing spills, at most 255 registers, no 32-bit pointer offset
+that grows with the run, and a static SASS report for every binary.  A second test reads the sampler's PTX directly: the
 batch is bit-identical to the torch backend's only if the sample path has no
 float divide and no FMA that could round differently from torch's separate
 multiply and add.
@@ -45,11 +46,11 @@ def _compile_env(cache_dir: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def quick_check(tmp_path_factory):
-    """(completed process, parsed --json report) of one ``check --quick`` run, shared by the tests below."""
+    """(completed process, parsed --json report) of one default ``check --sass`` run, shared by the tests below."""
     tmp = tmp_path_factory.mktemp("kernel_check")
     report = tmp / "check.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "fastsup.kernels.check", "--quick", "--json", str(report)],
+        [sys.executable, "-m", "fastsup.kernels.check", "--sass", "--json", str(report)],
         cwd=ROOT, env=_compile_env(tmp / "cache"), capture_output=True, text=True, timeout=1800,
     )
     if not report.exists():
@@ -99,6 +100,81 @@ def test_quick_check_no_spills_and_within_budgets(quick_check):
         elif r["shared"] > SHARED_LIMIT[r["arch"]]:
             bad.append(f"{name}: {r['shared']} B shared memory")
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.slow
+def test_quick_check_has_no_narrow_run_scaled_offsets_and_reports_sass(quick_check):
+    proc, report = quick_check
+    for r in report["results"]:
+        name = f"{r['kernel']} sm_{r['arch']} {r['config']}"
+        assert r["narrow_offsets"] == [], name
+        sass = r["sass"]
+        assert sass["blocks"] >= 1 and sass["per_thread_step"]["total"] > 0, name
+        if r["kernel"] == "persistent_run":  # the step loop with the batch-chunk loop inside it
+            assert (sass["top_loops"], sass["nested_loops"]) == (1, 1), name
+    assert "static SASS report" in proc.stdout and "instr/thread/step" in proc.stdout
+
+
+def test_occupancy_is_the_calculators(tmp_path):
+    """Blocks per SM from registers (allocated per warp, 256 at a time), warps and shared memory."""
+    script = ("from fastsup.kernels.check import occupancy as o; import json; "
+              "print(json.dumps([o(167, 2048, 4, 90), o(24, 0, 4, 80), o(32, 100_000, 8, 90), o(255, 0, 8, 80)]))")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=_compile_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    a, b, c, d = json.loads(proc.stdout)
+    assert (a["blocks"], a["limit"]) == (3, "registers")  # 168 x 32 = 5376 per warp: 12 warps of 4
+    assert (b["blocks"], b["limit"]) == (16, "warps")  # 24 registers: 85 warps by registers, 16 blocks by warps
+    assert (c["blocks"], c["limit"]) == (2, "shared")  # 233472 // (100000 + 1024)
+    assert (d["blocks"], d["limit"]) == (1, "registers")  # 256 x 32 = 8192 per warp: 8 warps
+
+
+_NARROW_SCRIPT = """
+import json, sys, importlib.util
+import triton
+from triton.backends.compiler import GPUTarget
+from fastsup.kernels.check import narrow_pointer_multiplies
+spec = importlib.util.spec_from_file_location("offset_probes", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+out = {}
+for name in ("narrow", "wide"):
+    signature = {"out_ptr": "*fp32", "n_instances": "i32", "n_steps": "i32", "log_every": "i32"}
+    source = triton.compiler.ASTSource(fn=getattr(module, name), signature=signature, constexprs={}, attrs={})
+    ttir = triton.compile(source, target=GPUTarget("cuda", 90, 32)).asm["ttir"]
+    out[name] = narrow_pointer_multiplies(ttir)
+print(json.dumps(out))
+"""
+_OFFSET_PROBES = """
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def narrow(out_ptr, n_instances, n_steps, log_every):
+    k = tl.program_id(0)
+    for step in range(n_steps):  # the persistent kernel's history store before the fix
+        tl.store(out_ptr + (step // log_every) * n_instances + k, 1.0)
+
+
+@triton.jit
+def wide(out_ptr, n_instances, n_steps, log_every):
+    k = tl.program_id(0)
+    for step in range(n_steps):
+        tl.store(out_ptr + (step // log_every).to(tl.int64) * n_instances + k, 1.0)
+"""
+
+
+def test_narrow_offset_scan_flags_the_32_bit_history_offset(tmp_path):
+    """The TTIR scan of the compile check catches ``(step // log_every) * n_instances`` in int32, not in int64."""
+    probes = tmp_path / "offset_probes.py"
+    probes.write_text(_OFFSET_PROBES)
+    proc = subprocess.run([sys.executable, "-c", _NARROW_SCRIPT, str(probes)], cwd=ROOT,
+                          env=_compile_env(tmp_path / "cache"), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout)
+    assert len(found["narrow"]) == 1 and "arith.muli" in found["narrow"][0] and "i32" in found["narrow"][0]
+    assert found["wide"] == []
 
 
 # --------------------------------------------------------------------------

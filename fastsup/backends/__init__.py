@@ -7,7 +7,7 @@ import os
 import torch
 
 from ..config import BACKENDS, TrainConfig
-from .base import RawRun, RunOptions
+from .base import RawRun, RunOptions, logged_steps
 
 
 def triton_available() -> bool:
@@ -46,19 +46,32 @@ def resolve_backend(name: str, device: torch.device, config: TrainConfig) -> str
     return name
 
 
-# The torch backends keep a chunk's batch [chunk, n, B] under this many fp32
-# elements (64 MiB); a step's temporaries are a small multiple of it.
+# Every device buffer of a chunk is bounded, so the chunk planner takes the
+# smallest of these limits:
+# * the torch backends keep a chunk's batch [chunk, n, B] under
+#   BATCH_ELEMENTS fp32 elements (64 MiB); a step's temporaries are a small
+#   multiple of it;
+# * the triton backend keeps its kernel state under
+#   ``triton_backend.STATE_ELEMENTS`` (parameters, moments, partial gradients);
+# * the loss history of the logged steps, which the step loop holds twice
+#   (one [chunk] tensor per logged step, then their stack), under
+#   HISTORY_ELEMENTS (256 MiB);
+# * evaluation does not grow with the chunk: ``base.evaluate`` runs it in
+#   sub-chunks whose batch fits ``base.EVAL_ELEMENTS``.
 BATCH_ELEMENTS = 1 << 24
+HISTORY_ELEMENTS = 1 << 26
 
 
 def default_chunk(name: str, config: TrainConfig, strategy: str = "auto") -> int:
     """Instances trained at once when the caller does not say: bounds device memory, never changes results."""
+    history = 2 * len(logged_steps(config))
     if name == "triton":
         from .triton_backend import chunk_limit
 
-        return max(1, min(config.n_instances, chunk_limit(config, strategy)))
-    per_instance = config.batch_size * max(config.n_features, config.n_hidden)
-    return max(1, min(config.n_instances, BATCH_ELEMENTS // per_instance))
+        limit = chunk_limit(config, strategy)
+    else:
+        limit = BATCH_ELEMENTS // (config.batch_size * max(config.n_features, config.n_hidden))
+    return max(1, min(config.n_instances, limit, HISTORY_ELEMENTS // history))
 
 
 def run_backend(name: str, config: TrainConfig, device: torch.device, options: RunOptions) -> RawRun:

@@ -78,12 +78,39 @@ def logged_steps(config: TrainConfig) -> list[int]:
     return steps
 
 
+# The evaluation batch of one sub-chunk of instances stays under this many
+# fp32 elements (64 MiB); the forward pass's temporaries are a few times it.
+# Evaluation runs after training, beside the chunk's state, so it must not
+# grow with the chunk: a 5→2 chunk of 10**6 instances evaluated at once
+# would need ~160 GB.
+EVAL_ELEMENTS = 1 << 24
+
+
+def eval_chunk(config: TrainConfig) -> int:
+    """Instances evaluated at once: their evaluation batch fits ``EVAL_ELEMENTS``."""
+    per_instance = config.eval_batch_size * max(config.n_features, config.n_hidden)
+    return max(1, EVAL_ELEMENTS // per_instance)
+
+
 def evaluate(params: Params, config: TrainConfig, spec: DataSpec) -> torch.Tensor:
-    """Per-instance loss ``[I]`` on the evaluation batch (``philox.EVAL_STEP``), never seen in training."""
+    """Per-instance loss ``[I]`` on the evaluation batch (``philox.EVAL_STEP``), never seen in training.
+
+    Computed ``eval_chunk(config)`` instances at a time; an instance's batch
+    and loss do not depend on which others share its sub-chunk.
+    """
+    importance = config.importance_tensor().to(spec.p.device)
+    model = model_spec(config)
+    step = eval_chunk(config)
+    losses = []
     with torch.no_grad():
-        x = sample_batch(spec, EVAL_STEP, config.eval_batch_size)
-        y = forward(params, x, model_spec(config))
-        return loss_per_instance(y, target_of(x, config.model), config.importance_tensor().to(x.device))
+        for start in range(0, spec.p.shape[0], step):
+            part = slice(start, start + step)
+            sub = dataclasses.replace(spec, instance_ids=spec.instance_ids[part], p=spec.p[part],
+                                      inv_p=spec.inv_p[part])
+            x = sample_batch(sub, EVAL_STEP, config.eval_batch_size)
+            y = forward({name: value[part] for name, value in params.items()}, x, model)
+            losses.append(loss_per_instance(y, target_of(x, config.model), importance[part]))
+    return torch.cat(losses)
 
 
 def initial_params(config: TrainConfig, device, options: RunOptions) -> Params:
