@@ -2,7 +2,7 @@
 
 The estimate counts what a run holds at once: the chunk's parameters,
 gradients and Adam moments on the training device; the batch and its
-temporaries for one step; the evaluation batch that gives ``final_loss``;
+temporaries for one step; the evaluation batch of one evaluation sub-chunk (``final_loss``);
 and on the CPU the gathered result (every instance's parameters and loss
 history).  It is an upper bound of the right order, not a prediction to the
 byte: a run that needs more than the memory available is refused with the
@@ -17,16 +17,17 @@ import os
 
 import torch
 
-from .backends.base import logged_steps
+from .backends.base import eval_chunk, logged_steps
 from .config import TrainConfig
 
 FP32 = 4
-# Bytes of step temporaries per element of the [chunk, max(n, m), batch] batch: the
-# eager Philox sampler's int64 counters and words, the sample, activations and their
-# gradients.  Measured peak on the intro and 200→20 runs (torch 2.13 CPU): about 60.
-STEP_BYTES_PER_BATCH_ELEMENT = 80
-# Evaluation runs the sampler and the forward pass only.
-EVAL_BYTES_PER_BATCH_ELEMENT = 60
+# Bytes of temporaries per element of a [instances, max(n, m), batch] batch, with a
+# margin over the peak resident memory measured (torch 2.13 CPU, eager step, which
+# samples a few instances at a time; 2-core AMD EPYC, 2026-12-01): a training step
+# 8-10 (2→1 × 8192, 20→5 × 200, 200→20 × 20, batch 1024), the evaluation 33
+# (2→1 × 8192, evaluation batch 1024: sampler and forward pass of a whole sub-chunk).
+STEP_BYTES_PER_BATCH_ELEMENT = 16
+EVAL_BYTES_PER_BATCH_ELEMENT = 48
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +59,7 @@ def estimate(config: TrainConfig, chunk: int, device: torch.device) -> MemoryEst
         device=torch.device(device),
         state=4 * chunk * per_instance_params * FP32,
         step=chunk * width * config.batch_size * STEP_BYTES_PER_BATCH_ELEMENT,
-        evaluation=chunk * width * config.eval_batch_size * EVAL_BYTES_PER_BATCH_ELEMENT,
+        evaluation=min(chunk, eval_chunk(config)) * width * config.eval_batch_size * EVAL_BYTES_PER_BATCH_ELEMENT,
         result=2 * I * (per_instance_params + len(logged_steps(config)) + 1) * FP32,  # gathered and concatenated
     )
 

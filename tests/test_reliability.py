@@ -63,17 +63,17 @@ def test_the_cli_fails_when_every_instance_diverged(tmp_path, capsys):
 def test_a_run_that_cannot_fit_is_refused_before_training(monkeypatch):
     trained = []
     monkeypatch.setattr(TRAIN_MODULE, "run_backend", lambda *a, **k: trained.append(1))
-    with pytest.raises(MemoryError, match=r"reduce eval_batch_size \(now 100000000\)"):
-        fastsup.train(n_features=5, n_hidden=2, n_instances=10, steps=5, eval_batch_size=10**8, progress=False)
+    with pytest.raises(MemoryError, match=r"reduce eval_batch_size \(now 1000000000\)"):
+        fastsup.train(n_features=5, n_hidden=2, n_instances=10, steps=5, eval_batch_size=10**9, progress=False)
     assert not trained
 
 
 def test_the_estimate_names_what_dominates():
-    config = TrainConfig(n_features=100, n_hidden=20, n_instances=1000, steps=10, batch_size=4096)
+    config = TrainConfig(n_features=100, n_hidden=20, n_instances=1000, steps=10, batch_size=4096, eval_batch_size=64)
     with pytest.raises(MemoryError, match=r"largest part: step.*reduce instance_chunk \(now 1000\) or batch_size"):
         check_fits(config, 1000, torch.device("cpu"), available=2**30)
     need = estimate(config, 10, torch.device("cpu"))
-    assert need.step == 10 * 100 * 4096 * 80  # chunk × max(n, m) × batch × bytes per element
+    assert need.step == 10 * 100 * 4096 * 16  # chunk × max(n, m) × batch × bytes per element
     assert check_fits(config, 10, torch.device("cpu"), available=need.device_bytes) == need
 
 
