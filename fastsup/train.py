@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .backends import default_chunk, resolve_backend, run_backend
 from .backends.base import RunOptions, StepInfo
-from .config import TrainConfig
+from .config import TrainConfig, check_integer
 from .functional import Params, lr_scales
 from .init import param_shapes
 from .memory import check_fits
@@ -119,8 +119,8 @@ def train(
         raise ValueError(f"strategy and precision choose triton kernels; backend {backend_name!r} has none")
     if instance_chunk is None:
         instance_chunk = default_chunk(backend_name, config, strategy)
-    elif isinstance(instance_chunk, bool) or not isinstance(instance_chunk, int) or instance_chunk < 1:
-        raise ValueError(f"instance_chunk must be a positive integer, got {instance_chunk!r}")
+    else:
+        instance_chunk = check_integer("instance_chunk", instance_chunk, 1)
     if init is not None:
         init = _check_init(init, config)
     check_fits(config, instance_chunk, torch_device)
