@@ -1,7 +1,9 @@
 """The ``fastsup`` command: run a named experiment, train a sweep, list the experiments.
 
     fastsup list
-    fastsup run intro --out runs/intro [--scale small|paper] [--steps N] [--instances N] [--seed S] [--set FIELD=VALUE ...]
+    fastsup run intro --out runs/intro [--scale small|paper] [--steps N] [--instances N] [--seed S]
+                      [--set FIELD=VALUE ...]
+    fastsup gallery --out docs/gallery [--scale small] [--readme README.md]
     fastsup train --features 5 --hidden 2 --instances 10 --feature-probability 0.1 --out runs/sweep
 
 Bad input (an invalid argument, an unknown experiment, a missing CUDA device,
@@ -109,6 +111,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .experiments import SCALES, ordered_names
+    from .experiments import gallery as experiment_gallery
 
     parser = _Parser(prog=PROG, description="Train toy models of superposition (many instances at once).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -176,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--instance-chunk", type=_positive_int, default=None, metavar="N",
                     help="models per train call in a new store (default: bounded by memory)")
     sw.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    gallery = sub.add_parser(
+        "gallery", help="run every experiment and write its figures and an index (index.md, index.html)",
+        description="Run every registered experiment at one scale into DIR/runs/, write each figure small as "
+                    "DIR/<stem>.png and an index (DIR/index.md, DIR/index.html) with the command, title and "
+                    "summary of each.",
+    )
+    experiment_gallery.add_arguments(gallery)
 
     st = sub.add_parser("sweep-status", help="how far a sweep store has got",
                         description="Print the models finished / planned and the diverged count of a sweep store.")
@@ -284,8 +295,14 @@ def _cmd_sweep_status(args) -> int:
     return 0
 
 
+def _cmd_gallery(args) -> int:
+    from .experiments.gallery import run_from_arguments
+
+    return run_from_arguments(args)
+
+
 _COMMANDS = {"list": _cmd_list, "run": _cmd_run, "train": _cmd_train, "sweep": _cmd_sweep,
-             "sweep-status": _cmd_sweep_status}
+             "sweep-status": _cmd_sweep_status, "gallery": _cmd_gallery}
 
 
 def main(argv=None) -> int:

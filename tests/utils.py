@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
+from matplotlib.figure import Figure
 
 from fastsup.config import TrainConfig
+from fastsup.experiments import EXPERIMENTS, Experiment, Settings
+from fastsup.experiments.tables import instance_table
 from fastsup.result import TrainResult
 
 
@@ -28,3 +33,32 @@ def assert_same_result(a: TrainResult, b: TrainResult) -> None:
         assert torch.equal(a.params[name], b.params[name]), name
     for name in ("loss_history", "loss_steps", "final_loss"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TinySettings(Settings):
+    n_instances: int = 3
+
+
+def tiny_experiment(name: str, number: int) -> Experiment:
+    """A registered-experiment stand-in that trains 4→2 × 3 instances for 3 steps, with two figures."""
+    def spec(settings):
+        return {name: settings.config(n_features=4, n_hidden=2, n_instances=settings.n_instances)}
+
+    def figures(outcome, table):
+        main_figure, second = Figure(figsize=(3, 2)), Figure(figsize=(3, 2))
+        main_figure.add_subplot().plot(table["final_loss"])
+        second.add_subplot().plot(table["n_represented"])
+        return {name: main_figure, f"{name}-represented": second}
+
+    return Experiment(name, f"{name}: a tiny experiment (test only)", number=number,
+                      scales={"small": TinySettings(steps=3, batch_size=8), "paper": TinySettings(steps=6)},
+                      spec=spec, analysis=lambda outcome: instance_table(name, outcome.result()), figures=figures)
+
+
+def only_experiments(monkeypatch, experiments) -> None:
+    """Make the registry hold just ``experiments`` for one test."""
+    for key in list(EXPERIMENTS):
+        monkeypatch.delitem(EXPERIMENTS, key)
+    for experiment in experiments:
+        monkeypatch.setitem(EXPERIMENTS, experiment.name, experiment)

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..config import TrainConfig, check_integer
 from ..plots import plot_features_2d, plot_norm_bars
-from .base import NOTEBOOK_OPTIMIZER, Experiment, Outcome, Settings, importance_decay, per_instance, register
+from .base import (CODE_COMPANION_OPTIMIZER, NOTEBOOK_OPTIMIZER, Experiment, Outcome, Settings, importance_decay,
+                   per_instance, register)
 from .tables import instance_table
 from .titles import density_titles, experiment_title
 
@@ -35,8 +36,8 @@ class IntroSettings(Settings):
 
 
 SCALES = {
-    "small": IntroSettings(steps=2_000, batch_size=256),
-    "paper": IntroSettings(steps=10_000, batch_size=1024),
+    "small": IntroSettings(steps=2_000, batch_size=256, config_overrides=CODE_COMPANION_OPTIMIZER),
+    "paper": IntroSettings(steps=10_000, batch_size=1024),  # [OFF] cells 7–9
 }
 
 

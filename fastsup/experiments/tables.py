@@ -37,7 +37,8 @@ def _per_instance_or_full(tensor: torch.Tensor):
     return json_values(tensor)
 
 
-def instance_table(label: str, result: TrainResult, *, threshold: float = metrics.REPRESENTED_THRESHOLD) -> pd.DataFrame:
+def instance_table(label: str, result: TrainResult, *,
+                   threshold: float = metrics.REPRESENTED_THRESHOLD) -> pd.DataFrame:
     """One row per instance of ``result``: its density, loss and the paper's measures.
 
     Columns: ``variant``, ``instance``, ``feature_probability`` (mean over

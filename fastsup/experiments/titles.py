@@ -36,7 +36,13 @@ def variant_title(variant: Variant) -> str:
 
 
 def experiment_title(name: str, variants: Mapping[str, Variant]) -> str:
-    """``"name: <variant title>"``, or one ``label: title`` per variant, joined by ``; ``."""
+    """``"name: <variant title>"``, or one ``label: title`` per variant, joined by ``; `` (just the title
+    when it starts with the label, as a model name does)."""
     if len(variants) == 1:
         return f"{name}: {variant_title(next(iter(variants.values())))}"
-    return f"{name}: " + "; ".join(f"{label}: {variant_title(v)}" for label, v in variants.items())
+
+    def labelled(label, variant):
+        title = variant_title(variant)
+        return title if title.split(" ", 1)[0] == label else f"{label}: {title}"
+
+    return f"{name}: " + "; ".join(labelled(label, v) for label, v in variants.items())

@@ -6,6 +6,8 @@ freed when dropped.
 """
 
 from .features_2d import plot_features_2d
+from .gram_and_norms import plot_gram_and_norms
+from .heatmaps import plot_gram_heatmaps
 from .norm_bars import plot_norm_bars
 
-__all__ = ["plot_features_2d", "plot_norm_bars"]
+__all__ = ["plot_features_2d", "plot_gram_and_norms", "plot_gram_heatmaps", "plot_norm_bars"]

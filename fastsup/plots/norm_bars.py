@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 
 from fastsup import metrics
 
@@ -20,8 +20,10 @@ def plot_norm_bars(
     *,
     titles: Mapping[str, Sequence[str]] | None = None,
     suptitle: str | None = None,
+    mark_index: int | None = None,
     ax_size: float = 1.8,
-) -> Figure:
+    figure: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
     """Rows = runs, columns = instances: horizontal bars of ‖W_i‖ (feature 0 at the top), coloured by
     polysemanticity √superposition clipped to [0, 1] (dark: orthogonal to the other features,
     yellow: in superposition), as the notebook draws them.
@@ -29,12 +31,15 @@ def plot_norm_bars(
     Args:
         weights: row label → ``W`` ``[I, n, m]`` (tensor or array; rows may have different I).
         titles: row label → one title per instance of that row.
-        suptitle: title of the whole figure.
-        ax_size: size of each subplot in inches.
+        suptitle: title of the figure (or subfigure).
+        mark_index: draw a line before this feature index (e.g. m, the number of hidden dimensions).
+        ax_size: size of each subplot in inches (a fresh figure only).
+        figure: draw into this figure or subfigure instead of a new one.
     """
     rows = {label: metrics._as_weights(W).detach().cpu().double() for label, W in weights.items()}
     n_cols = max(W.shape[0] for W in rows.values())
-    fig = Figure(figsize=(n_cols * ax_size + 1.0, len(rows) * ax_size * 1.3), layout="constrained")
+    fig = figure if figure is not None else Figure(figsize=(n_cols * ax_size + 1.0, len(rows) * ax_size * 1.3),
+                                                   layout="constrained")
     axes = fig.subplots(len(rows), n_cols, squeeze=False)
     cmap = colormaps["viridis"]
     for row, (label, W) in enumerate(rows.items()):
@@ -52,6 +57,8 @@ def plot_norm_bars(
             ax.set_ylim(n - 0.5, -0.5)
             ax.set_xlim(0.0, xmax)
             ax.axvline(1.0, color="0.8", lw=0.8, zorder=0)
+            if mark_index is not None and 0 < mark_index < n:
+                ax.axhline(mark_index - 0.5, color="0.3", lw=0.6)
             ax.set_yticks([])
             ax.set_xticks([0, 1])
             ax.tick_params(labelsize=7)

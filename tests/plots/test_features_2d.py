@@ -1,4 +1,4 @@
-"""Tests for fastsup.plots."""
+"""fastsup.plots.features_2d: one subplot per instance, one line per feature."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Tests of fastsup.plots, one module per figure family."""
