@@ -31,7 +31,7 @@ from .runner import ExperimentRun, run_experiment
 
 __all__ = ["GalleryEntry", "build_gallery", "gallery_markdown", "replace_section", "update_readme"]
 
-THUMBNAIL_DPI = 40
+THUMBNAIL_DPI = 50
 RUNS = "runs"
 README_START = "<!-- gallery:start (written by python -m fastsup.experiments.gallery) -->"
 README_END = "<!-- gallery:end -->"

@@ -88,9 +88,9 @@ class ExperimentRun:
         restarts and best losses (sweeps)."""
         parts = []
         for label, trained in self.outcome.trained.items():
-            prefix = "" if len(self.outcome.trained) == 1 else f"{label}: "
-            parts.append(prefix + (_result_summary(trained) if isinstance(trained, TrainResult)
-                                   else _sweep_summary(trained)))
+            line = _result_summary(trained) if isinstance(trained, TrainResult) else _sweep_summary(trained)
+            named = len(self.outcome.trained) == 1 or line.split(" ", 1)[0] == label  # a model name says it
+            parts.append(line if named else f"{label}: {line}")
         return f"{self.name}: {self.outcome.scale} scale, " + "; ".join(parts)
 
 
