@@ -112,7 +112,7 @@ TABLE_M = (1, 2, 5, 20, 40, 100)
 
 MODELS = tuple(MODEL_CODES)
 ARCHS = (80, 90)
-# The run every experiment uses (NOTEBOOK_DEFAULTS); these values only reach
+# The notebook's run (the paper scale of fastsup.experiments); these values only reach
 # the binary through triton's specialization of int arguments (== 1, % 16).
 RUN = dict(n_instances=10, batch_size=1024, steps=10_000, log_every=100, seed=0)
 

@@ -125,7 +125,17 @@ class Settings:
                                    config_overrides={**self.config_overrides, **config_part})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field as JSON values (tensors and arrays an override may hold become lists)."""
+        def plain(value):
+            if hasattr(value, "tolist"):  # torch tensors, numpy arrays and scalars
+                return value.tolist()
+            if isinstance(value, Mapping):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [plain(v) for v in value]
+            return value
+
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -124,6 +124,15 @@ def test_a_config_override_beats_the_spec_own_value():
     assert config.lr_tensor().tolist() == pytest.approx([0.01] * config.n_instances)
 
 
+def test_settings_with_a_tensor_override_are_json(tmp_path):
+    run = run_experiment("intro", tmp_path, scale="small", steps=3, batch_size=8, progress=False,
+                         importance=torch.full((1, 5), 0.5, dtype=torch.float64))
+    data = json.loads(run.numbers_path.read_text())
+    assert data["settings"]["config_overrides"]["importance"] == [[0.5] * 5]
+    assert data["settings"]["config_overrides"]["lr"] == 1e-2  # the small scale's own recipe
+    assert run.result.config.importance_tensor().tolist() == [[0.5] * 5] * 10
+
+
 def test_register_refuses_duplicates_and_experiments_need_both_scales():
     with pytest.raises(ValueError, match="already registered"):
         experiments.register(EXPERIMENTS["intro"])
