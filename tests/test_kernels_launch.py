@@ -157,6 +157,8 @@ def test_chunk_plan_bounds_the_loss_history(backend):
 
 def test_eval_chunk_keeps_the_batch_under_the_budget():
     config = TrainConfig(n_features=5, n_hidden=2, n_instances=10**6, eval_batch_size=1024)
-    assert base.eval_chunk(config) * 1024 * 5 <= base.EVAL_ELEMENTS < (base.eval_chunk(config) + 1) * 1024 * 5
+    for device, budget in (("cuda", base.EVAL_ELEMENTS), ("cpu", base.EVAL_ELEMENTS_CPU)):
+        chunk = base.eval_chunk(config, device)
+        assert chunk * 1024 * 5 <= budget < (chunk + 1) * 1024 * 5
     wide = TrainConfig(n_features=2, n_hidden=1, n_instances=1, eval_batch_size=2**26)
-    assert base.eval_chunk(wide) == 1  # a single instance is never split
+    assert base.eval_chunk(wide, "cpu") == 1  # a single instance is never split

@@ -84,23 +84,28 @@ def logged_steps(config: TrainConfig) -> list[int]:
 # grow with the chunk: a 5→2 chunk of 10**6 instances evaluated at once
 # would need ~160 GB.
 EVAL_ELEMENTS = 1 << 24
+# On the CPU, sub-chunks also keep Philox's int64 temporaries in cache, as the
+# eager step's slices do: 8192 2→1 instances took 11.0 s at 2**24 elements and
+# 1.3 s at 2**18 (1 thread, 2-core AMD EPYC VM, loaded, 2026-12-01).
+EVAL_ELEMENTS_CPU = 1 << 18
 
 
-def eval_chunk(config: TrainConfig) -> int:
-    """Instances evaluated at once: their evaluation batch fits ``EVAL_ELEMENTS``."""
+def eval_chunk(config: TrainConfig, device: torch.device | str) -> int:
+    """Instances evaluated at once: their evaluation batch fits the budget of ``device``."""
+    budget = min(EVAL_ELEMENTS, EVAL_ELEMENTS_CPU) if torch.device(device).type == "cpu" else EVAL_ELEMENTS
     per_instance = config.eval_batch_size * max(config.n_features, config.n_hidden)
-    return max(1, EVAL_ELEMENTS // per_instance)
+    return max(1, budget // per_instance)
 
 
 def evaluate(params: Params, config: TrainConfig, spec: DataSpec) -> torch.Tensor:
     """Per-instance loss ``[I]`` on the evaluation batch (``philox.EVAL_STEP``), never seen in training.
 
-    Computed ``eval_chunk(config)`` instances at a time; an instance's batch
+    Computed ``eval_chunk(config, device)`` instances at a time; an instance's batch
     and loss do not depend on which others share its sub-chunk.
     """
     importance = config.importance_tensor().to(spec.p.device)
     model = model_spec(config)
-    step = eval_chunk(config)
+    step = eval_chunk(config, spec.p.device)
     losses = []
     with torch.no_grad():
         for start in range(0, spec.p.shape[0], step):
