@@ -68,6 +68,7 @@ __all__ = [
     "feature_phase",
     "phase_names",
     "CANDIDATES",
+    "CANDIDATE_DESCRIPTIONS",
     "CANDIDATE_PHASES",
     "candidate_losses",
     "best_candidate",
@@ -81,6 +82,8 @@ UNDEFINED = "undefined"  # the name of a NaN code (a diverged instance)
 SUPERPOSITION_THRESHOLD = 0.5  # the middle of [KG]'s colour scale, as REPRESENTED_THRESHOLD is for the norm
 
 CANDIDATES = ("f", "g", "h_first", "h_last")
+CANDIDATE_DESCRIPTIONS = ("drop the first feature", "drop the last feature", "features 1 and 2 antipodal",
+                          "the last two antipodal")
 CANDIDATE_PHASES = (DEDICATED, NOT_REPRESENTED, DEDICATED, SUPERPOSITION)  # the last feature's phase per candidate
 
 
@@ -134,7 +137,7 @@ def _as_float_tensor(name: str, value, *, upper: float) -> Tensor:
         tensor = value
     else:
         try:
-            tensor = torch.as_tensor(np.asarray(value, dtype=np.float64))
+            tensor = torch.from_numpy(np.array(value, dtype=np.float64))
         except (TypeError, ValueError):
             raise TypeError(f"{name} must be a number or an array of numbers, got {value!r}") from None
     if not (torch.isfinite(tensor) & (tensor > 0) & (tensor <= upper)).all():

@@ -7,5 +7,6 @@ freed when dropped.
 
 from .features_2d import plot_features_2d
 from .norm_bars import plot_norm_bars
+from .phase import plot_phase_diagram
 
-__all__ = ["plot_features_2d", "plot_norm_bars"]
+__all__ = ["plot_features_2d", "plot_norm_bars", "plot_phase_diagram"]
