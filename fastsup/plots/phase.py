@@ -18,7 +18,7 @@ __all__ = ["PHASE_COLOURS", "phase_colours", "plot_phase_diagram"]
 PHASE_COLOURS = {metrics.NOT_REPRESENTED: "white", metrics.DEDICATED: "blue", metrics.SUPERPOSITION: "red"}
 CANDIDATE_COLOURS = ("tab:blue", "lightgrey", "tab:cyan", "tab:red")  # f, g, h_first, h_last (as their last-feature phase)
 DIVERGED_COLOUR = "0.5"
-TITLE_CHARS_PER_INCH = 14  # at fontsize 10, so a generated title wraps instead of running off the figure
+TITLE_CHARS_PER_INCH = 11  # at fontsize 10, so a generated title wraps instead of running off the figure
 THEORY_RESOLUTION = 400  # points per axis of the analytic phase behind the boundary lines
 
 

@@ -23,14 +23,18 @@ from fastsup.experiments._phase_diagram import _next_to_a_boundary
 AGREEMENT_OFF_BOUNDARY = 0.85  # the bar; measured 0.976-1.000 over ten seeds (see the module docstring)
 
 
+TINY = dict(grid=4, restarts=2, steps=40, batch_size=32)  # for the checks that need a run, not a good one
+
+
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
+def tiny_run(tmp_path_factory):
     return run_experiment("phase_2to1", tmp_path_factory.mktemp("phase_2to1"), scale="small", backend="torch",
-                          progress=False)
+                          progress=False, **TINY)
 
 
 @pytest.mark.slow
-def test_best_of_n_phase_agrees_with_the_theory_off_the_boundaries(small_run):
+def test_best_of_n_phase_agrees_with_the_theory_off_the_boundaries(tmp_path):
+    small_run = run_experiment("phase_2to1", tmp_path, scale="small", backend="torch", progress=False)
     table = small_run.table
     off = table[~table["next_to_boundary"]]
     assert len(off) == 42  # enough points for the fraction to mean something
@@ -40,15 +44,15 @@ def test_best_of_n_phase_agrees_with_the_theory_off_the_boundaries(small_run):
     assert numbers["points"] == 64 and numbers["points_off_boundary"] == 42
 
 
-def test_the_table_holds_per_point_the_empirical_and_the_analytic_phase(small_run):
-    table = pd.read_parquet(small_run.table_path)
-    assert len(table) == 8 * 8
+def test_the_table_holds_per_point_the_empirical_and_the_analytic_phase(tiny_run):
+    table = pd.read_parquet(tiny_run.table_path)
+    assert len(table) == 4 * 4
     assert set(table["phase_name"]) <= {*metrics.PHASES, metrics.UNDEFINED}
     # The analytic column is the closed form at the point's coordinates, recomputed here.
     expected = metrics.analytic_phase(table["density"].to_numpy(), table["relative_importance"].to_numpy(), 2)
     assert np.array_equal(table["analytic_phase"].to_numpy(), expected.numpy())
     # The empirical column is the phase of the best restart's weights, read back from the store.
-    sweep = load_sweep(small_run.sweep_dirs["phase_2to1"])
+    sweep = load_sweep(tiny_run.sweep_dirs["phase_2to1"])
     best = sweep.best()
     assert np.array_equal(table["restart"].to_numpy(), best["restart"].to_numpy())
     W = sweep.params(best)["W"].double()
@@ -56,11 +60,16 @@ def test_the_table_holds_per_point_the_empirical_and_the_analytic_phase(small_ru
     assert (table["agrees"] == (table["phase"] == table["analytic_phase"])).all()
 
 
-def test_figure_and_title_come_from_the_config(small_run):
-    assert small_run.figure_paths == {"phase_2to1": small_run.out_dir / "phase_2to1.png"}
-    assert (small_run.out_dir / "phase_2to1.svg").stat().st_size > 0
-    title = json.loads(small_run.numbers_path.read_text())["title"]
-    assert "2→1" in title and "8 × 8 grid" in title and "best of 6 restarts" in title and "200 steps" in title
+def test_figure_and_title_come_from_the_config(tiny_run):
+    assert tiny_run.figure_paths == {"phase_2to1": tiny_run.out_dir / "phase_2to1.png"}
+    assert (tiny_run.out_dir / "phase_2to1.svg").stat().st_size > 0
+    title = json.loads(tiny_run.numbers_path.read_text())["title"]
+    assert "2→1" in title and "4 × 4 grid" in title and "best of 2 restarts" in title and "40 steps" in title
+
+
+def test_the_small_scale_is_the_calibrated_one():
+    settings = get_experiment("phase_2to1").settings("small")
+    assert (settings.grid, settings.restarts, settings.steps, settings.batch_size) == (8, 6, 200, 128)
 
 
 def test_paper_scale_is_the_code_companions():
