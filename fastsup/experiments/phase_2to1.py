@@ -15,8 +15,8 @@ from .base import Experiment, register
 N_FEATURES = 2
 
 SCALES = {
-    # 8 × 8 points, 3 restarts, 300 steps: off-boundary agreement with the theory 0.93-0.98 over
-    # seeds (tests/experiments/test_phase_2to1.py), in a few seconds on one CPU core.
+    # small: off-boundary agreement with the theory 0.976-1.000 over ten seeds; the calibration is in
+    # tests/experiments/test_phase_2to1.py. paper: [KG] cells 6, 7 and 34 (see _phase_diagram).
     "small": PhaseSettings(steps=200, batch_size=128, grid=8, restarts=6),
     "paper": PhaseSettings(steps=2_000, batch_size=128, grid=20, restarts=10),
 }

@@ -25,6 +25,7 @@ from .base import Experiment, register
 N_FEATURES = 3
 
 SCALES = {
+    # small: as phase_2to1's; paper: [KG] cells 6, 7 and 37 (see _phase_diagram).
     "small": PhaseSettings(steps=200, batch_size=128, grid=8, restarts=6),
     "paper": PhaseSettings(steps=2_000, batch_size=128, grid=20, restarts=20),
 }
