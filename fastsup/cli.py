@@ -1,7 +1,7 @@
 """The ``fastsup`` command: run a named experiment, train a sweep, list the experiments.
 
     fastsup list
-    fastsup run intro --out runs/intro [--steps N] [--instances N] [--seed S]
+    fastsup run intro --out runs/intro [--scale small|paper] [--steps N] [--instances N] [--seed S] [--set FIELD=VALUE ...]
     fastsup train --features 5 --hidden 2 --instances 10 --feature-probability 0.1 --out runs/sweep
 
 Bad input (an invalid argument, an unknown experiment, a missing CUDA device,
@@ -14,11 +14,13 @@ exits with status 1.  Progress bars come from :func:`fastsup.train` (tqdm, on st
 from __future__ import annotations
 
 import argparse
+import ast
 import math
 import sys
 import warnings
 
 from .config import BACKENDS, MODELS, OPTIMIZERS, SCHEDULES
+from .result import TrainResult
 from .train import DivergenceWarning
 
 PROG = "fastsup"
@@ -84,6 +86,18 @@ def _nonnegative_float(text: str) -> float:
     return _float(text, low=0.0)
 
 
+def _override(text: str) -> tuple[str, object]:
+    """``FIELD=VALUE``; VALUE is read as a Python literal (``100``, ``0.1``, ``[1, 2]``, ``None``), else as text."""
+    field, sep, value = text.partition("=")
+    if not sep or not field.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"must be FIELD=VALUE (e.g. steps=100), got {text!r}")
+    try:
+        parsed = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        parsed = value.strip()
+    return field.strip(), parsed
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=_nonnegative_int, default=0, help="base seed (default 0)")
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="training backend (default auto)")
@@ -94,7 +108,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .experiments import EXPERIMENTS
+    from .experiments import SCALES, ordered_names
 
     parser = _Parser(prog=PROG, description="Train toy models of superposition (many instances at once).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -103,16 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", help="run a named experiment (train, save result, figure and numbers)",
-        description="Run a named experiment: writes OUT/result/ (or OUT/result/<variant>/), OUT/NAME.png "
-                    "and OUT/NAME.json.",
+        description="Run a named experiment: writes its trained result(s) (OUT/result/ or OUT/result/<variant>/) "
+                    "or sweep store(s) (OUT/sweep/...), its figures (PNG and SVG), OUT/NAME.parquet (the analysis "
+                    "table) and OUT/NAME.json (the numbers).",
     )
-    run.add_argument("name", metavar="NAME", help=f"experiment ({', '.join(sorted(EXPERIMENTS))})")
+    run.add_argument("name", metavar="NAME", help=f"experiment ({', '.join(ordered_names())})")
     run.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    run.add_argument("--scale", choices=SCALES, default="paper",
+                     help="small: seconds on a laptop CPU; paper: the sources' sizes and steps (default paper)")
+    run.add_argument("--set", dest="overrides", type=_override, action="append", default=[], metavar="FIELD=VALUE",
+                     help="override a setting of the experiment (fastsup list shows them) or any TrainConfig "
+                          "field, e.g. --set restarts=4 --set lr=0.01; repeatable")
     run.add_argument("--steps", type=_positive_int, default=None, help="training steps (default: the experiment's)")
     run.add_argument("--instances", type=_positive_int, default=None,
                      help="number of instances (default: the experiment's; density grids are respaced)")
     run.add_argument("--batch-size", type=_positive_int, default=None, help="batch size (default: the experiment's)")
     _add_run_options(run)
+    run.set_defaults(seed=None, backend=None)  # unset: the scale's own values
 
     tr = sub.add_parser(
         "train", help="train a sweep of instances and save the result folder",
@@ -163,28 +184,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_list(args) -> int:
-    from .experiments import EXPERIMENTS
+    from .experiments import EXPERIMENTS, ordered_names
 
     width = max((len(name) for name in EXPERIMENTS), default=0)
-    for name in sorted(EXPERIMENTS):
-        print(f"{name:<{width}}  {EXPERIMENTS[name].description}")
+    for name in ordered_names():
+        experiment = EXPERIMENTS[name]
+        print(f"{name:<{width}}  {experiment.description}")
+        print(f"{'':<{width}}  scales: {', '.join(experiment.scales)}; settings: "
+              f"{', '.join(type(experiment.scales['paper']).field_names())}")
     return 0
 
 
 def _cmd_run(args) -> int:
     from .experiments import run_experiment
 
-    overrides = {} if args.batch_size is None else {"batch_size": args.batch_size}
-    run = run_experiment(
-        args.name, args.out, steps=args.steps, n_instances=args.instances, seed=args.seed,
-        backend=args.backend, device=args.device, progress=args.progress, compile=args.compile, **overrides,
-    )
-    for label, path in run.result_dirs.items():
-        print(f"result{'' if len(run.result_dirs) == 1 else f' ({label})'}: {path}")
-    print(f"figure: {run.figure_path}")
+    shorthands = {"steps": args.steps, "n_instances": args.instances, "batch_size": args.batch_size,
+                  "seed": args.seed, "backend": args.backend, "device": args.device}
+    overrides = {field: value for field, value in shorthands.items() if value is not None}
+    overrides.update(args.overrides)
+    run = run_experiment(args.name, args.out, scale=args.scale, progress=args.progress, compile=args.compile,
+                         **overrides)
+    for kind, paths in (("result", run.result_dirs), ("sweep", run.sweep_dirs)):
+        for label, path in paths.items():
+            print(f"{kind}{'' if len(paths) == 1 else f' ({label})'}: {path}")
+    for path in run.figure_paths.values():
+        print(f"figure: {path} (and .svg)")
+    print(f"table: {run.table_path}")
     print(f"numbers: {run.numbers_path}")
     print(run.summary())
-    return _report_divergence(run.results.values())
+    return _report_divergence([r for r in run.results.values() if isinstance(r, TrainResult)])
 
 
 def _cmd_train(args) -> int:

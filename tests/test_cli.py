@@ -53,6 +53,33 @@ def test_run_options_reach_the_config(tmp_path, capsys):
     assert result.backend == "reference"
 
 
+def test_run_scale_and_set_reach_the_settings(tmp_path, capsys):
+    code = main(["run", "intro", "--scale", "small", "--set", "steps=4", "--set", "n_instances=3",
+                 "--set", "lr=0.02", "--set", "min_density=0.1", "--out", str(tmp_path), "--no-progress"])
+    assert code == 0
+    data = json.loads((tmp_path / "intro.json").read_text())
+    assert data["scale"] == "small" and data["settings"]["batch_size"] == 256  # the small scale's batch
+    config = fastsup.load(tmp_path / "result").config
+    assert (config.steps, config.n_instances) == (4, 3)
+    assert config.lr_tensor().tolist() == pytest.approx([0.02] * 3)
+    assert config.probability()[:, 0].tolist() == pytest.approx([1.0, 0.1 ** 0.5, 0.1])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        pytest.param(["--set", "steps"], "argument --set: must be FIELD=VALUE", id="set-without-equals"),
+        pytest.param(["--set", "stepz=3"], "unknown override(s) stepz", id="set-unknown-field"),
+        pytest.param(["--scale", "huge"], "argument --scale: invalid choice", id="unknown-scale"),
+    ],
+)
+def test_run_bad_scale_or_override_exits_2(tmp_path, capsys, args, message):
+    assert main(["run", "intro", "--out", str(tmp_path / "x"), "--no-progress", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
 def test_run_unknown_experiment(tmp_path, capsys):
     assert main(["run", "nope", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
     err = capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Plots of toy-model weights.
+"""Feature directions of 2-hidden-dimension models, one subplot per instance.
 
 Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot
 state), so they work under any backend, including Agg on headless machines,

@@ -1,0 +1,11 @@
+"""Plots of toy-model weights, one module per figure family.
+
+Figures are :class:`matplotlib.figure.Figure` objects built without pyplot
+state (see :mod:`fastsup.plots.features_2d`), so they work headless and are
+freed when dropped.
+"""
+
+from .features_2d import plot_features_2d
+from .norm_bars import plot_norm_bars
+
+__all__ = ["plot_features_2d", "plot_norm_bars"]
