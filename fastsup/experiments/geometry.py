@@ -104,12 +104,13 @@ def analysis(outcome: Outcome) -> pd.DataFrame:
 
 def figures(outcome: Outcome, table):
     results = {label: outcome.result(label) for label in outcome.variants}
+    several = len(results) > 1  # then each panel says its sizes, and the figure what they share
     return {"geometry": plot_feature_geometry(
         {label: result.encoder for label, result in results.items()},
         {label: densities(result.config) for label, result in results.items()},
-        titles={label: variant_title(variant) for label, variant in outcome.variants.items()},
-        suptitle=experiment_title("geometry", outcome.variants) if len(results) == 1 else
-        "geometry: dimensions per feature against 1/(1-S)",
+        titles={label: variant_title(variant) for label, variant in outcome.variants.items()} if several else None,
+        suptitle="geometry: dimensions per feature against 1/(1-S)" if several else
+        experiment_title("geometry", outcome.variants),
     )}
 
 

@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from fastsup import metrics
 
@@ -30,7 +31,7 @@ def plot_feature_geometry(
     suptitle: str | None = None,
     fractions: Sequence[float] = POLYTOPE_FRACTIONS,
     jitter: float = 0.04,
-    ax_size: float = 4.0,
+    ax_size: float = 5.0,
 ) -> Figure:
     """One panel per run: D* per instance (a black line) over a scatter of every feature's D_i,
     against 1/(1-S) on a log axis, with dotted lines at ``fractions``.
@@ -74,6 +75,10 @@ def plot_feature_geometry(
         ax.plot(inverse, np.where(np.isfinite(dstar), dstar, np.nan), color="black", marker="o", ms=3, lw=1.5,
                 label="D* = m/‖W‖_F²")
         ax.set_xscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:g}")  # 3, not 3×10⁰
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="x", which="minor", labelsize=7)
         ax.set_ylim(-0.03, 1.1)
         ax.set_xlabel("1/(1-S)")
         ax.set_ylabel("dimensions per feature")
@@ -81,5 +86,5 @@ def plot_feature_geometry(
             ax.set_title(titles[label], fontsize=9)
         ax.legend(loc="upper right", fontsize=8)
     if suptitle:
-        fig.suptitle(suptitle)
+        fig.suptitle(suptitle, fontsize=10)
     return fig
