@@ -142,7 +142,8 @@ def figures(outcome: Outcome, table: pd.DataFrame):
         "nonuniform-branches": plot_loss_branches(
             branches["rho"], branches["final_loss"], branches["n_represented"], names=SHAPES,
             xlabel=f"ρ (feature 0's density / {OTHER_DENSITY:g})",
-            title=experiment_title("nonuniform", {"branches": outcome.variants["branches"]}) + ", every restart"),
+            title=experiment_title("nonuniform", {"branches": outcome.variants["branches"]})
+            + "\nevery restart, coloured by its represented features"),
     }
 
 

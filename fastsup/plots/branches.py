@@ -20,7 +20,7 @@ def plot_loss_branches(
     names: Mapping[int, str] | None = None,
     xlabel: str = "",
     title: str | None = None,
-    size: tuple[float, float] = (6.0, 4.0),
+    size: tuple[float, float] = (7.0, 4.5),
 ) -> Figure:
     """A log-log scatter of ``loss`` against ``x``, one dot per model, one colour per represented-feature
     count (its legend entry ``names[count]``, e.g. ``{4: "square"}``, else "k features").

@@ -25,6 +25,7 @@ import pytest
 from fastsup import metrics
 from fastsup.experiments import get_experiment, run_experiment
 from fastsup.experiments.correlated import ARRANGEMENTS, expected_fraction
+from tests.utils import one_thread
 
 ORTHOGONAL_TOLERANCE = 0.15
 ANTIPODAL_COSINE = -0.99
@@ -35,8 +36,9 @@ LOCAL_OPTIMUM_LOSS_RATIO = 100.0
 def pairs_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("correlated")
     # compile=False: these 4 → 2 models are too small for inductor to pay back its compile on a busy CPU
-    run = run_experiment("correlated", out, scale="small", progress=False, compile=False,
-                         variants=("correlated", "anticorrelated"))
+    with one_thread():
+        run = run_experiment("correlated", out, scale="small", progress=False, compile=False,
+                             variants=("correlated", "anticorrelated"))
     return run, pd.read_parquet(out / "correlated.parquet"), json.loads((out / "correlated.json").read_text())
 
 
