@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.patches import Circle
 
 from .. import metrics
@@ -32,6 +33,7 @@ from ..config import check_integer
 from ..plots import plot_features_2d
 from ..sweep import Sweep
 from .base import NOTEBOOK_OPTIMIZER, Experiment, Outcome, Settings, register
+from .tables import json_values
 from .titles import experiment_title
 
 
@@ -147,15 +149,18 @@ def expected_fraction(table: pd.DataFrame, label: str) -> float | None:
 
 
 def numbers(outcome: Outcome, table: pd.DataFrame) -> dict:
-    return {"variants": {label: {
-        "expected_relation": ARRANGEMENTS[label].expected,
-        "fraction_of_represented_pairs_in_expected_relation": expected_fraction(table, label),
-        "densities": table.loc[table["variant"] == label, "density"].tolist(),
-        "pair_cosines": [[None if math.isnan(c) else float(c) for c in row]
-                         for row in table.loc[table["variant"] == label, "pair_cosines"]],
-        "pair_relations": table.loc[table["variant"] == label, "pair_relations"].tolist(),
-        "best_final_loss": table.loc[table["variant"] == label, "final_loss"].tolist(),
-    } for label in outcome.variants}}
+    def of(label):
+        rows = table[table["variant"] == label]
+        return {
+            "expected_relation": ARRANGEMENTS[label].expected,
+            "fraction_of_represented_pairs_in_expected_relation": expected_fraction(table, label),
+            "densities": rows["density"].tolist(),
+            "pair_cosines": json_values(torch.tensor(np.stack(rows["pair_cosines"].to_numpy()))),
+            "pair_relations": rows["pair_relations"].tolist(),
+            "best_final_loss": json_values(torch.tensor(rows["final_loss"].to_numpy())),
+        }
+
+    return {"variants": {label: of(label) for label in outcome.variants}}
 
 
 def figures(outcome: Outcome, table: pd.DataFrame):

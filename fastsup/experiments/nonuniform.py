@@ -30,6 +30,7 @@ from ..config import check_integer
 from ..plots import plot_features_2d, plot_loss_branches
 from ..sweep import Sweep
 from .base import NOTEBOOK_OPTIMIZER, Experiment, Outcome, Settings, register
+from .tables import json_values
 from .titles import experiment_title
 
 N_FEATURES, N_HIDDEN = 5, 2
@@ -123,7 +124,7 @@ def numbers(outcome: Outcome, table: pd.DataFrame) -> dict:
     best = table[table["best"]]
     return {label: {
         "rho": rows["rho"].tolist(),
-        "best_final_loss": rows["final_loss"].tolist(),
+        "best_final_loss": json_values(torch.tensor(rows["final_loss"].to_numpy())),
         "best_shape": rows["shape"].tolist(),
     } for label, rows in best.groupby("variant", sort=False)}
 
