@@ -88,14 +88,15 @@ def _magnitude_from_uniform(u: torch.Tensor, magnitude: str) -> torch.Tensor:
     return u * 2.0 - 1.0 if magnitude == "signed" else u
 
 
-def sample_batch(spec: DataSpec, step, batch_size: int) -> torch.Tensor:
+def sample_batch(spec: DataSpec, step, batch_size: int, first_row: int = 0) -> torch.Tensor:
     """The batch of one training step, feature-major: fp32 ``[I, n, batch_size]``.
 
     ``step`` is an int or a 0-d int64 tensor; ``philox.EVAL_STEP`` gives the
-    evaluation batch.
+    evaluation batch.  ``first_row`` (a multiple of 4): rows ``first_row …``
+    of that step's draw, for batches sampled in pieces.
     """
     n = spec.p.shape[1]
-    u = uniform(spec.seed, spec.instance_ids, step, batch_size, n, Stream.DATA)
+    u = uniform(spec.seed, spec.instance_ids, step, batch_size, n, Stream.DATA, first_row)
     p = spec.p.unsqueeze(-1)
     if spec.presence_column is None:
         presence_u = u
@@ -105,11 +106,11 @@ def sample_batch(spec: DataSpec, step, batch_size: int) -> torch.Tensor:
         presence_u = torch.where(spec.flip, 1.0 - presence_u, presence_u)
         own = _magnitude_from_uniform(_scaled(u, spec.inv_p), spec.magnitude)
         independent = _magnitude_from_uniform(
-            uniform(spec.seed, spec.instance_ids, step, batch_size, n, Stream.MAGNITUDE), spec.magnitude
+            uniform(spec.seed, spec.instance_ids, step, batch_size, n, Stream.MAGNITUDE, first_row), spec.magnitude
         )
         magnitude = torch.where(spec.grouped, independent, own)
     if spec.magnitude == "clipped_normal":
-        z = normal(spec.seed, spec.instance_ids, step, batch_size, n, Stream.MAGNITUDE)
+        z = normal(spec.seed, spec.instance_ids, step, batch_size, n, Stream.MAGNITUDE, first_row)
         magnitude = torch.clamp(0.5 + 0.2 * z, 0.0, 1.0)
     return torch.where(presence_u < p, magnitude, 0.0)
 

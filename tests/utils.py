@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 
 from fastsup.config import TrainConfig
 from fastsup.result import TrainResult
+
+DTYPE = torch.float64  # constructed geometries are exact in float64
+
+
+def regular_polygon(k: int) -> torch.Tensor:
+    """k unit vectors at angles 2πj/k in 2-D, shape [k, 2]."""
+    angles = 2 * math.pi * torch.arange(k, dtype=DTYPE) / k
+    return torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1)
+
+
+def tetrahedron() -> torch.Tensor:
+    """Four unit vectors of a regular tetrahedron in 3-D (pairwise dot -1/3)."""
+    v = torch.tensor(
+        [[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=DTYPE
+    )
+    return v / math.sqrt(3)
 
 
 def synthetic_result(seed: int, *, n_instances: int = 3, n_features: int = 5, n_hidden: int = 2,

@@ -171,22 +171,24 @@ FIRST_COMPILE_SECONDS = 20.0
 WARM_COMPILE_SECONDS = 10.0  # the same with inductor's disk cache holding the step
 
 
-def compile_pays(config: TrainConfig, key) -> bool:
-    """Compile when the eager time it saves exceeds what compiling costs.
+def compile_pays(config: TrainConfig, key=None, compiles: int = 1) -> bool:
+    """Compile when the eager time it saves exceeds what ``compiles`` compiles cost.
 
-    The cost: nothing if this process has the step; a warm compile if the disk
-    cache holds it; else the process's last measured compile, or a first one.
+    The cost: nothing if this process has the step (``key``); a warm compile
+    if the disk cache holds it; else the process's last measured compile, or
+    a first one.  Without a key (a sweep deciding for all its chunks) the
+    cache is not consulted.
     """
-    if key in compiled.STEPS:
+    if key is not None and key in compiled.STEPS:
         return True
     calls = config.n_instances * philox_calls_per_instance(config)
     saved_per_step = (EAGER_STEP_SECONDS - COMPILED_STEP_SECONDS
                       + (EAGER_SECONDS_PER_CALL - COMPILED_SECONDS_PER_CALL) * calls)
-    if compiled.STEPS.compiled_before(key):
+    if key is not None and compiled.STEPS.compiled_before(key):
         compile_seconds = WARM_COMPILE_SECONDS
     else:
         compile_seconds = compiled.STEPS.last_compile_seconds or FIRST_COMPILE_SECONDS
-    return config.steps * saved_per_step > compile_seconds
+    return config.steps * saved_per_step > compiles * compile_seconds
 
 
 def run(config: TrainConfig, device, options: RunOptions) -> RawRun:
