@@ -47,6 +47,7 @@ def _variant(table, label):
     return np.stack(rows["pair_cosines"].to_numpy()), rows
 
 
+@pytest.mark.slow
 def test_correlated_pairs_come_out_orthogonal(pairs_run):
     _, table, _ = pairs_run
     cosines, rows = _variant(table, "correlated")
@@ -56,6 +57,7 @@ def test_correlated_pairs_come_out_orthogonal(pairs_run):
     assert np.abs(cosines).max() <= ORTHOGONAL_TOLERANCE, cosines
 
 
+@pytest.mark.slow
 def test_anticorrelated_pairs_come_out_antipodal(pairs_run):
     _, table, _ = pairs_run
     cosines, rows = _variant(table, "anticorrelated")
@@ -66,6 +68,7 @@ def test_anticorrelated_pairs_come_out_antipodal(pairs_run):
         assert losses[~antipodal].min() >= LOCAL_OPTIMUM_LOSS_RATIO * losses[antipodal].max(), (losses, cosines)
 
 
+@pytest.mark.slow
 def test_the_relations_the_table_names_agree_with_the_cosines(pairs_run):
     _, table, numbers = pairs_run
     for label in ("correlated", "anticorrelated"):
@@ -78,6 +81,7 @@ def test_the_relations_the_table_names_agree_with_the_cosines(pairs_run):
         assert share == pytest.approx(np.mean(names == ARRANGEMENTS[label].expected))
 
 
+@pytest.mark.slow
 def test_figures_one_per_variant_with_generated_titles(pairs_run):
     run, _, numbers = pairs_run
     assert set(run.figure_paths) == {"correlated", "correlated-anticorrelated"}
@@ -90,13 +94,13 @@ def test_paper_scale_is_the_sources_sizes_and_densities():
     sweeps = experiment.variants(experiment.settings("paper"))
     assert list(sweeps) == ["correlated", "anticorrelated", "collapse"]
     for label, sweep in sweeps.items():
-        first = sweep.resolved()[0]
+        first = sweep.point_fields(sweep.points()[0])
         assert (first["n_hidden"], first["steps"], sweep.restarts) == (2, 10_000, 3)
         assert first["n_features"] == {"correlated": 4, "anticorrelated": 4, "collapse": 6}[label]
     np.testing.assert_allclose(sweeps["correlated"].axes["density"], 400.0 ** -np.linspace(0.5, 1, 5))  # [AR]
     np.testing.assert_allclose(sweeps["anticorrelated"].axes["density"], 10.0 ** -np.linspace(0.5, 1, 5))  # [AR]
     np.testing.assert_allclose(sweeps["collapse"].axes["density"], [0.75, 0.25, 0.15, 0.1, 0.01])  # [KG]
-    assert sweeps["anticorrelated"].resolved()[0]["anticorrelated_pairs"] == [[0, 1], [2, 3]]
+    assert sweeps["anticorrelated"].point_fields(sweeps["anticorrelated"].points()[0])["anticorrelated_pairs"] == [[0, 1], [2, 3]]
 
 
 @pytest.mark.parametrize("overrides, match", [

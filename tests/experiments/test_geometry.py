@@ -30,6 +30,7 @@ def plateau_run(tmp_path_factory):
     return run, pd.read_parquet(out / "geometry.parquet")
 
 
+@pytest.mark.slow
 def test_dimensions_per_feature_sit_near_one_half_over_a_range_of_sparsities(plateau_run):
     _, table = plateau_run
     np.testing.assert_allclose(table["inverse_density"], np.geomspace(*PLATEAU, 4))
@@ -39,6 +40,7 @@ def test_dimensions_per_feature_sit_near_one_half_over_a_range_of_sparsities(pla
     assert (nearest == 0.5).all(), dstar
 
 
+@pytest.mark.slow
 def test_outputs_are_the_figure_the_table_and_numbers(plateau_run):
     run, table = plateau_run
     assert {p.name for p in run.figure_paths.values()} == {"geometry.png"}

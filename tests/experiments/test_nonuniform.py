@@ -55,6 +55,7 @@ def small_run(tmp_path_factory):
     return run, pd.read_parquet(out / "nonuniform.parquet")
 
 
+@pytest.mark.slow
 def test_a_sparse_feature_0_is_dropped_and_the_other_four_form_a_square(small_run):
     _, table = small_run
     best = table[(table["variant"] == "deform") & table["best"] & (table["rho"] <= 0.05)]
@@ -66,6 +67,7 @@ def test_a_sparse_feature_0_is_dropped_and_the_other_four_form_a_square(small_ru
     assert (best["shape"] == "square").all()
 
 
+@pytest.mark.slow
 def test_a_denser_feature_0_joins_a_pentagon(small_run):
     _, table = small_run
     best = table[(table["variant"] == "deform") & table["best"] & (table["rho"] >= 0.2)]
@@ -75,6 +77,7 @@ def test_a_denser_feature_0_joins_a_pentagon(small_run):
     assert (np.abs(dims - 0.4) <= PENTAGON_TOLERANCE).all(), dims
 
 
+@pytest.mark.slow
 def test_restarts_land_on_separate_loss_branches(small_run):
     _, table = small_run
     branches = table[table["variant"] == "branches"]
@@ -86,6 +89,7 @@ def test_restarts_land_on_separate_loss_branches(small_run):
     assert branches["feature_0_density"].to_numpy() == pytest.approx(OTHER_DENSITY * branches["rho"].to_numpy())
 
 
+@pytest.mark.slow
 def test_figures_and_numbers(small_run):
     run, table = small_run
     assert set(run.figure_paths) == {"nonuniform", "nonuniform-branches"}
@@ -99,7 +103,7 @@ def test_paper_scale_is_the_code_companions_grids():
     np.testing.assert_allclose(sweeps["deform"].axes["rho"], np.logspace(-3, 1, 41))  # [KG] cell 57
     np.testing.assert_allclose(sweeps["branches"].axes["rho"], np.logspace(-1, 1, 20))  # [KG] cell 60
     assert (sweeps["deform"].restarts, sweeps["branches"].restarts) == (4, 10)
-    first = sweeps["deform"].resolved()[0]
+    first = sweeps["deform"].point_fields(sweeps["deform"].points()[0])
     assert first["feature_probability"] == [[OTHER_DENSITY * 1e-3] + [OTHER_DENSITY] * 4]
     assert (first["n_features"], first["n_hidden"], first["steps"]) == (5, 2, 2_000)
 
