@@ -230,4 +230,3 @@ def n_represented(W, threshold: float = REPRESENTED_THRESHOLD) -> Tensor:
     """
     W = _as_weights(W)
     return _nan_where_diverged(W, represented(W, threshold).sum(dim=-1).to(W.dtype))
-

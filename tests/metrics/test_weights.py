@@ -252,4 +252,3 @@ def test_bad_W(fn, W, exc):
 def test_bad_threshold(fn, threshold, exc):
     with pytest.raises(exc, match="threshold"):
         fn(torch.eye(2), threshold=threshold)
-
