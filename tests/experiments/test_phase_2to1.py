@@ -75,7 +75,7 @@ def test_the_small_scale_is_the_calibrated_one():
 def test_paper_scale_is_the_code_companions():
     settings = get_experiment("phase_2to1").settings("paper")
     (sweep,) = get_experiment("phase_2to1").variants(settings).values()
-    points = sweep.resolved()
+    points = [sweep.point_fields(point) for point in sweep.points()]
     assert len(points) == 400 and sweep.restarts == 10
     assert {(p["steps"], p["batch_size"], p["lr"], p["weight_decay"], p["optimizer"], p["eval_batch_size"])
             for p in points} == {(2000, 128, 1e-2, 1e-2, "adamw", 10_000)}

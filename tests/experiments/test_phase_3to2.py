@@ -63,7 +63,7 @@ def test_numbers_and_figure(tiny_run):
 def test_paper_scale_has_twenty_restarts_on_the_20_by_20_grid():
     experiment = get_experiment("phase_3to2")
     (sweep,) = experiment.variants(experiment.settings("paper")).values()
-    points = sweep.resolved()
+    points = [sweep.point_fields(point) for point in sweep.points()]
     assert len(points) == 400 and sweep.restarts == 20
     assert {(p["n_features"], p["n_hidden"], p["steps"]) for p in points} == {(3, 2, 2000)}
     assert {tuple(p["importance"][:2]) for p in points} == {(1.0, 1.0)}
