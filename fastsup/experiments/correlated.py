@@ -170,7 +170,8 @@ def figures(outcome: Outcome, table: pd.DataFrame):
         rows = table[table["variant"] == label]
         titles = [f"1-S = {density:.3g}\n{', '.join(relations)}"
                   for density, relations in zip(rows["density"], rows["pair_relations"])]
-        figure = plot_features_2d(W, titles=titles, suptitle=experiment_title(label, {label: outcome.variants[label]}))
+        figure = plot_features_2d(W, titles=titles, suptitle=experiment_title(label, {label: outcome.variants[label]}),
+                                  ax_size=3.0)  # room for a relation per pair under each title
         if label == "collapse":  # a collapsed pair's features have norm 1/√2 ([KG] draws both circles)
             for ax in figure.axes:
                 for radius in (1 / math.sqrt(2), 1.0):
