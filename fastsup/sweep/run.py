@@ -95,7 +95,7 @@ def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | No
             raise ValueError(f"store {str(store)!r} already has {sum(done)} finished chunks and resume=False; "
                              "use a new store to start over")
         compiles = _compile_decisions(groups, restarts, chunks, backend, torch_device, compile)
-        steps = [TrainConfig(**g.shared, n_instances=1).steps for g in groups]
+        steps = [g.shared.get("steps", TrainConfig.steps) for g in groups]  # not a TrainConfig: its default p may not suit the groups
         work_of = lambda chunk: (chunk.stop - chunk.start) * steps[chunk.group]  # noqa: E731
         with tqdm(total=sum(map(work_of, chunks)), disable=not progress, unit="model·step", unit_scale=True,
                   desc=f"sweep {sum(len(g.points) for g in groups)} points × {restarts} restarts") as bar:
