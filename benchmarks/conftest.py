@@ -12,11 +12,16 @@ import platform
 
 SPEEDS: dict[str, dict[str, float]] = {}  # case -> peer -> steps/s
 FIRST_CALLS: dict[str, float] = {}  # label -> seconds of the whole train/optimize call in a fresh process
+SWEEPS: dict[str, tuple[dict[str, float], int]] = {}  # label -> (trainer -> seconds of the whole sweep, models·steps)
 LOADS: list[float] = []  # 1-minute load averages seen around timed benchmarks
 
 
 def record(case: str, trainer: str, steps: int, seconds_per_round: float) -> None:
     SPEEDS.setdefault(case, {})[trainer] = steps / seconds_per_round
+
+
+def record_sweep(label: str, seconds: dict[str, float], model_steps: int) -> None:
+    SWEEPS[label] = (seconds, model_steps)
 
 
 def load_average() -> float:
@@ -58,7 +63,7 @@ def _cpu_name() -> str:
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not SPEEDS and not FIRST_CALLS:
+    if not SPEEDS and not FIRST_CALLS and not SWEEPS:
         return
     write = terminalreporter.write_line
     terminalreporter.section("fastsup and its peers on the CPU")
@@ -74,3 +79,10 @@ def pytest_terminal_summary(terminalreporter):
         write("first call in a fresh process, seconds of the whole call:")
     for label, seconds in FIRST_CALLS.items():
         write(f"  {label:45s} {seconds:7.1f}")
+    if SWEEPS:
+        write("whole sweeps: seconds and models·steps/s of each trainer:")
+    for label, (seconds, model_steps) in SWEEPS.items():
+        first = next(iter(seconds.values()))
+        cells = [f"{name}: {value:7.1f} s, {model_steps / value:9.0f} models·steps/s"
+                 + (f" ({value / first:4.1f}x slower)" if value is not first else "") for name, value in seconds.items()]
+        write(f"  {label}: " + "; ".join(cells))

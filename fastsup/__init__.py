@@ -1,7 +1,8 @@
 """fastsup: train thousands of toy models of superposition at once.
 
 ``fastsup.train(...)`` runs a sweep and returns a ``TrainResult``;
-``fastsup.load(path)`` reads a saved one.  ``fastsup.metrics`` has the
+``fastsup.load(path)`` reads a saved one; ``fastsup.evaluate(result, ...)``
+gives its loss under any data distribution.  ``fastsup.metrics`` has the
 paper's measures, ``fastsup.experiments`` the paper's experiments.
 """
 
@@ -9,9 +10,10 @@ __version__ = "0.1.0"
 
 from . import metrics  # noqa: E402
 from .config import TrainConfig  # noqa: E402
+from .evaluate import evaluate  # noqa: E402
 from .result import TrainResult, load  # noqa: E402
 from .sweep import Sweep, SweepResult, load_sweep, run_sweep  # noqa: E402
 from .train import DivergenceWarning, train  # noqa: E402
 
-__all__ = ["DivergenceWarning", "Sweep", "SweepResult", "TrainConfig", "TrainResult", "load", "load_sweep",
-           "metrics", "run_sweep", "train"]
+__all__ = ["DivergenceWarning", "Sweep", "SweepResult", "TrainConfig", "TrainResult", "evaluate", "load",
+           "load_sweep", "metrics", "run_sweep", "train"]

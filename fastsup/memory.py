@@ -17,7 +17,7 @@ import os
 
 import torch
 
-from .backends.base import eval_chunk, logged_steps
+from .backends.base import eval_budget, logged_steps
 from .config import TrainConfig
 
 FP32 = 4
@@ -59,7 +59,7 @@ def estimate(config: TrainConfig, chunk: int, device: torch.device) -> MemoryEst
         device=torch.device(device),
         state=4 * chunk * per_instance_params * FP32,
         step=chunk * width * config.batch_size * STEP_BYTES_PER_BATCH_ELEMENT,
-        evaluation=min(chunk, eval_chunk(config)) * width * config.eval_batch_size * EVAL_BYTES_PER_BATCH_ELEMENT,
+        evaluation=min(chunk * width * config.eval_batch_size, eval_budget(device)) * EVAL_BYTES_PER_BATCH_ELEMENT,
         result=2 * I * (per_instance_params + len(logged_steps(config)) + 1) * FP32,  # gathered and concatenated
     )
 

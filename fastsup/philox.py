@@ -62,9 +62,17 @@ class Stream(enum.IntEnum):
 
 
 # The evaluation batch (``final_loss``) is drawn like a training batch at this
-# step index, which training never reaches (steps < EVAL_STEP), so every data
-# stream of the evaluation batch is disjoint from training.
+# step index, which training never reaches (steps < DATASET_STEP), so every
+# data stream of the evaluation batch is disjoint from training (it is drawn
+# eagerly, never by the compiled step).
 EVAL_STEP = (1 << 32) - 1
+# A fixed dataset (``TrainConfig.dataset_size``) is the batch of this step
+# index: the same T points at every step, disjoint from the evaluation batch.
+# It is below 2**32 - 3 because the compiled torch step is fed it: inductor's
+# CPU code for the int64 emulation differs from eager once the first round's
+# product step * PHILOX_ROUND_B overflows int64, i.e. for steps >= ~2.6e9
+# (tested at 2**32 - 3; exact at 2**31; torch 2.13).
+DATASET_STEP = 1 << 31
 
 
 def philox4x32(c0, c1, c2, c3, k0: int, k1: int, n_rounds: int = N_ROUNDS):
@@ -116,12 +124,17 @@ def uniform(
     n_rows: int,
     n_columns: int,
     stream: Stream,
+    first_row: int = 0,
 ) -> torch.Tensor:
     """Uniform fp32 in [0, 1) for every (instance, row, column): shape ``[I, n_columns, n_rows]``.
 
     ``instance_ids`` is an int64 tensor ``[I]``; ``step`` is a python int or a
     0-d int64 tensor (a tensor keeps one compiled graph for every step).
+    ``first_row`` (a multiple of 4) gives rows ``first_row …`` of the same
+    draw, so a long batch can be drawn in pieces.
     """
+    if first_row % 4:
+        raise ValueError(f"first_row must be a multiple of 4 (one Philox call covers 4 rows), got {first_row}")
     k0, k1 = split_seed(seed)
     device = instance_ids.device
     n_quads = -(-n_rows // 4)
@@ -129,7 +142,7 @@ def uniform(
     # vectorises the innermost axis, and vectorising over 5 features instead of
     # 256 row-quads made the 5-feature sampler 1.7x slower (208 vs 123 us per
     # 10x1024x5 batch, 2 threads, compiled).
-    quad = torch.arange(n_quads, dtype=torch.int64, device=device).view(1, 1, n_quads)
+    quad = torch.arange(first_row // 4, first_row // 4 + n_quads, dtype=torch.int64, device=device).view(1, 1, n_quads)
     column = torch.arange(n_columns, dtype=torch.int64, device=device).view(1, n_columns, 1)
     column = column | (int(stream) << 24)
     step = torch.as_tensor(step, dtype=torch.int64, device=device).view(1, 1, 1)
@@ -147,6 +160,7 @@ def normal(
     n_rows: int,
     n_columns: int,
     stream: Stream,
+    first_row: int = 0,
 ) -> torch.Tensor:
     """Standard normal fp32 via Box-Muller from streams ``stream`` and ``stream + 1``.
 
@@ -154,7 +168,7 @@ def normal(
     drawn for init and clipped-normal magnitudes, never on a hot path that
     counts draws.
     """
-    u1 = uniform(seed, instance_ids, step, n_rows, n_columns, stream)
-    u2 = uniform(seed, instance_ids, step, n_rows, n_columns, Stream(int(stream) + 1))
+    u1 = uniform(seed, instance_ids, step, n_rows, n_columns, stream, first_row)
+    u2 = uniform(seed, instance_ids, step, n_rows, n_columns, Stream(int(stream) + 1), first_row)
     radius = torch.sqrt(-2.0 * torch.log(torch.clamp(u1, min=1e-7)))
     return radius * torch.cos((2.0 * torch.pi) * u2)

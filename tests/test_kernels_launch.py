@@ -131,8 +131,8 @@ def test_evaluation_runs_in_bounded_sub_chunks_and_equals_the_whole(monkeypatch,
     sampled = []
     real_sample = base.sample_batch
 
-    def spy(spec, step, batch_size):
-        x = real_sample(spec, step, batch_size)
+    def spy(spec, step, batch_size, first_row=0):
+        x = real_sample(spec, step, batch_size, first_row)
         sampled.append(x.numel())
         return x
 
@@ -155,8 +155,5 @@ def test_chunk_plan_bounds_the_loss_history(backend):
     assert chunk == backends.HISTORY_ELEMENTS // 20_000
 
 
-def test_eval_chunk_keeps_the_batch_under_the_budget():
-    config = TrainConfig(n_features=5, n_hidden=2, n_instances=10**6, eval_batch_size=1024)
-    assert base.eval_chunk(config) * 1024 * 5 <= base.EVAL_ELEMENTS < (base.eval_chunk(config) + 1) * 1024 * 5
-    wide = TrainConfig(n_features=2, n_hidden=1, n_instances=1, eval_batch_size=2**26)
-    assert base.eval_chunk(wide) == 1  # a single instance is never split
+def test_eval_budget_is_cache_sized_on_the_cpu_and_memory_sized_on_gpus():
+    assert base.eval_budget("cpu") == base.EVAL_ELEMENTS_CPU < base.eval_budget("cuda") == base.EVAL_ELEMENTS

@@ -14,7 +14,8 @@ import torch
 import fastsup
 from fastsup.cli import main
 from fastsup.config import TrainConfig
-from fastsup.memory import check_fits, estimate
+from fastsup.backends import base
+from fastsup.memory import EVAL_BYTES_PER_BATCH_ELEMENT, check_fits, estimate
 
 TRAIN_MODULE = importlib.import_module("fastsup.train")  # the attribute fastsup.train is the function
 DIVERGING = dict(n_features=5, n_hidden=2, n_instances=3, steps=50, lr=1000.0, progress=False)
@@ -63,9 +64,16 @@ def test_the_cli_fails_when_every_instance_diverged(tmp_path, capsys):
 def test_a_run_that_cannot_fit_is_refused_before_training(monkeypatch):
     trained = []
     monkeypatch.setattr(TRAIN_MODULE, "run_backend", lambda *a, **k: trained.append(1))
-    with pytest.raises(MemoryError, match=r"reduce eval_batch_size \(now 1000000000\)"):
-        fastsup.train(n_features=5, n_hidden=2, n_instances=10, steps=5, eval_batch_size=10**9, progress=False)
+    with pytest.raises(MemoryError, match=r"largest part: step.*batch_size \(now 1000000000\)"):
+        fastsup.train(n_features=5, n_hidden=2, n_instances=10, steps=5, batch_size=10**9, progress=False)
     assert not trained
+
+
+def test_a_huge_evaluation_batch_runs_in_bounded_memory():
+    """The held-out batch is drawn in pieces of rows (EVAL_ELEMENTS_CPU), so its size costs time, not memory."""
+    need = estimate(TrainConfig(n_features=5, n_hidden=2, n_instances=10, steps=5, eval_batch_size=10**9), 10,
+                    torch.device("cpu"))
+    assert need.evaluation <= base.EVAL_ELEMENTS_CPU * EVAL_BYTES_PER_BATCH_ELEMENT
 
 
 def test_the_estimate_names_what_dominates():

@@ -10,7 +10,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data import DataSpec, sample_batch, target_of
-from ..functional import ModelSpec, Params, forward, loss_per_instance
+from ..functional import ModelSpec, Params, forward
 from ..init import init_params
 from ..philox import EVAL_STEP
 
@@ -84,33 +84,52 @@ def logged_steps(config: TrainConfig) -> list[int]:
 # grow with the chunk: a 5→2 chunk of 10**6 instances evaluated at once
 # would need ~160 GB.
 EVAL_ELEMENTS = 1 << 24
+# On the CPU, sub-chunks also keep Philox's int64 temporaries in cache, as the
+# eager step's slices do: 8192 2→1 instances took 11.0 s at 2**24 elements and
+# 1.3 s at 2**18 (1 thread, 2-core AMD EPYC VM, loaded, 2026-12-01).
+EVAL_ELEMENTS_CPU = 1 << 18
 
 
-def eval_chunk(config: TrainConfig) -> int:
-    """Instances evaluated at once: their evaluation batch fits ``EVAL_ELEMENTS``."""
-    per_instance = config.eval_batch_size * max(config.n_features, config.n_hidden)
-    return max(1, EVAL_ELEMENTS // per_instance)
+def eval_budget(device: torch.device | str) -> int:
+    """Batch elements evaluated at once on ``device``."""
+    return min(EVAL_ELEMENTS, EVAL_ELEMENTS_CPU) if torch.device(device).type == "cpu" else EVAL_ELEMENTS
+
+
+def squared_error(params: Params, config: TrainConfig, spec: DataSpec, n_samples: int,
+                  step: int = EVAL_STEP) -> torch.Tensor:
+    """Sum over the first ``n_samples`` rows of data step ``step`` (the evaluation batch by default) of
+    (y − target)², float64 ``[I, n]``.
+
+    Drawn in pieces of instances and rows that fit ``eval_budget``; an
+    instance's rows do not depend on the pieces, so neither does the sum
+    beyond rounding.
+    """
+    device = spec.p.device
+    model = model_spec(config)
+    rows = min(n_samples, max(4, eval_budget(device) // max(config.n_features, config.n_hidden) // 4 * 4))
+    block = max(1, eval_budget(device) // (rows * max(config.n_features, config.n_hidden)))
+    total = torch.zeros(spec.p.shape, dtype=torch.float64, device=device)
+    with torch.no_grad():
+        for start in range(0, spec.p.shape[0], block):
+            part = slice(start, start + block)
+            sub = dataclasses.replace(spec, instance_ids=spec.instance_ids[part], p=spec.p[part], inv_p=spec.inv_p[part])
+            weights = {name: value[part].to(device=device, dtype=torch.float32) for name, value in params.items()}
+            for first_row in range(0, n_samples, rows):
+                x = sample_batch(sub, step, min(rows, n_samples - first_row), first_row)
+                error = (forward(weights, x, model) - target_of(x, config.model)) ** 2
+                total[part] += error.sum(-1, dtype=torch.float64)
+    return total
+
+
+def loss_from_error(total: torch.Tensor, importance: torch.Tensor, n_samples: int) -> torch.Tensor:
+    """Per-instance loss fp32 ``[I]``: the importance-weighted mean over features of the mean squared error."""
+    return (importance.double() * total / n_samples).mean(1).float()
 
 
 def evaluate(params: Params, config: TrainConfig, spec: DataSpec) -> torch.Tensor:
-    """Per-instance loss ``[I]`` on the evaluation batch (``philox.EVAL_STEP``), never seen in training.
-
-    Computed ``eval_chunk(config)`` instances at a time; an instance's batch
-    and loss do not depend on which others share its sub-chunk.
-    """
-    importance = config.importance_tensor().to(spec.p.device)
-    model = model_spec(config)
-    step = eval_chunk(config)
-    losses = []
-    with torch.no_grad():
-        for start in range(0, spec.p.shape[0], step):
-            part = slice(start, start + step)
-            sub = dataclasses.replace(spec, instance_ids=spec.instance_ids[part], p=spec.p[part],
-                                      inv_p=spec.inv_p[part])
-            x = sample_batch(sub, EVAL_STEP, config.eval_batch_size)
-            y = forward({name: value[part] for name, value in params.items()}, x, model)
-            losses.append(loss_per_instance(y, target_of(x, config.model), importance[part]))
-    return torch.cat(losses)
+    """Per-instance loss ``[I]`` on the evaluation batch (``philox.EVAL_STEP``), never seen in training."""
+    total = squared_error(params, config, spec, config.eval_batch_size)
+    return loss_from_error(total, config.importance_tensor().to(total.device), config.eval_batch_size)
 
 
 def initial_params(config: TrainConfig, device, options: RunOptions) -> Params:

@@ -30,7 +30,6 @@ from ..config import TrainConfig
 from ..result import TrainResult, check_save_target
 from ..sweep import Sweep, SweepResult, run_sweep
 from ..sweep import store as sweep_stores
-from ..sweep.spec import fingerprint
 from ..train import train
 from .base import Experiment, Outcome, get_experiment
 from .titles import experiment_title
@@ -122,7 +121,7 @@ def _targets(out_dir: Path, variants: dict) -> tuple[dict[str, Path], dict[str, 
 def _check_sweep_store(store: Path, sweep: Sweep) -> None:
     """Fail before anything trains when ``store`` holds another sweep (run_sweep would, but later)."""
     manifest = sweep_stores.check_store(store)
-    if manifest is not None and manifest["fingerprint"] != fingerprint(sweep.to_dict()):
+    if manifest is not None and manifest["fingerprint"] != sweep.resolve().fingerprint():
         raise ValueError(f"{str(store)!r} holds the store of another sweep (other settings); "
                          "use another --out, or the settings it was made with")
 

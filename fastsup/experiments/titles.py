@@ -22,11 +22,11 @@ def density_titles(config: TrainConfig) -> list[str]:
 
 
 def _sweep_title(sweep: Sweep) -> str:
-    first = sweep.resolved()[0]
-    config = TrainConfig(**first, n_instances=1)
+    config = TrainConfig(**sweep.point_fields(sweep.points()[0]), n_instances=1)
     sizes = " × ".join(str(len(values)) for values in sweep.axes.values())
     axes = " × ".join(sweep.axes)
-    return (f"{config.model} {config.n_features}→{config.n_hidden}, {axes} on a {sizes} grid, "
+    where = f"on a {sizes} grid" if sweep.mode == "grid" else f"zipped, {len(sweep.points())} points"
+    return (f"{config.model} {config.n_features}→{config.n_hidden}, {axes} {where}, "
             f"best of {sweep.restarts} restart{'s' if sweep.restarts != 1 else ''}, {config.steps} steps")
 
 

@@ -5,9 +5,13 @@ state (see :mod:`fastsup.plots.features_2d`), so they work headless and are
 freed when dropped.
 """
 
+from .branches import plot_loss_branches
 from .features_2d import plot_features_2d
+from .geometry import POLYTOPE_FRACTIONS, plot_feature_geometry
 from .gram_and_norms import plot_gram_and_norms
 from .heatmaps import plot_gram_heatmaps
 from .norm_bars import plot_norm_bars
+from .phase import plot_phase_diagram
 
-__all__ = ["plot_features_2d", "plot_gram_and_norms", "plot_gram_heatmaps", "plot_norm_bars"]
+__all__ = ["POLYTOPE_FRACTIONS", "plot_feature_geometry", "plot_features_2d", "plot_gram_and_norms",
+           "plot_gram_heatmaps", "plot_loss_branches", "plot_norm_bars", "plot_phase_diagram"]

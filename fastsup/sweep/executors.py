@@ -1,6 +1,7 @@
 """Where a sweep's chunks train: ``local`` (in this process, one after another) or ``ray`` (one task each).
 
-An executor takes the pending chunks' configs and yields ``(chunk, tensors,
+An executor takes the pending chunks' configs (with the sweep's compile
+decision) and yields ``(chunk, tensors,
 backend)`` as each finishes; the caller writes the chunk file.  Chunks are
 independent (the randomness contract), so the order they finish in changes
 nothing.  A Ray task on the CPU runs with the driver's torch thread count,
@@ -20,25 +21,28 @@ from .plan import Chunk
 EXECUTORS = ("local", "ray")
 
 
-def train_chunk(config: TrainConfig, backend: str, device: str, threads: int | None = None):
+def train_chunk(config: TrainConfig, backend: str, device: str, compile: bool | None, threads: int | None = None):
     """Train one chunk; return its tensors for the store and the backend that ran it."""
     from ..train import train
 
     if threads is not None:
         torch.set_num_threads(threads)
-    result = train(config, backend=backend, device=device, progress=False)
+    result = train(config, backend=backend, device=device, compile=compile, progress=False)
     tensors = {f"params.{k}": v for k, v in result.params.items()}
     tensors.update(final_loss=result.final_loss, loss_history=result.loss_history, loss_steps=result.loss_steps,
                    instance_ids=config.instance_id_tensor())
     return tensors, result.backend
 
 
-def run_local(work: list[tuple[Chunk, TrainConfig]], backend: str, device: torch.device, **_) -> Iterator:
-    for chunk, config in work:
-        yield (chunk, *train_chunk(config, backend, str(device)))
+Work = list[tuple[Chunk, TrainConfig, bool | None]]  # each pending chunk, its config, the compile decision
 
 
-def run_ray(work: list[tuple[Chunk, TrainConfig]], backend: str, device: torch.device, *,
+def run_local(work: Work, backend: str, device: torch.device, **_) -> Iterator:
+    for chunk, config, compile in work:
+        yield (chunk, *train_chunk(config, backend, str(device), compile))
+
+
+def run_ray(work: Work, backend: str, device: torch.device, *,
             address: str | None = None) -> Iterator:
     try:
         import ray
@@ -49,8 +53,8 @@ def run_ray(work: list[tuple[Chunk, TrainConfig]], backend: str, device: torch.d
     threads = torch.get_num_threads()
     resources = {"num_gpus": 1} if device.type == "cuda" else {"num_cpus": threads}
     task = ray.remote(train_chunk).options(**resources)
-    pending = {task.remote(config, backend, "cuda" if device.type == "cuda" else str(device), threads): chunk
-               for chunk, config in work}
+    device_name = "cuda" if device.type == "cuda" else str(device)
+    pending = {task.remote(config, backend, device_name, compile, threads): chunk for chunk, config, compile in work}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         chunk = pending.pop(ready[0])

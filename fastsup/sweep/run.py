@@ -10,27 +10,53 @@ from tqdm.auto import tqdm
 
 from .. import io, metrics
 from ..backends import default_chunk, resolve_backend
+from ..backends.torch_backend import compile_pays
 from ..config import TrainConfig, check_integer
 from ..result import nonfinite_at_end
 from ..train import resolve_device
 from . import store as stores
 from .executors import executor_for
-from .plan import Chunk, chunk_config, group_points, plan_chunks
-from .spec import Sweep, fingerprint
+from .plan import Chunk, chunk_config, chunk_rows, plan_chunks
+from .spec import Group, Sweep
 
-def _chunk_sizes(points, groups, restarts, backend, device, instance_chunk) -> list[int]:
+def _chunk_sizes(groups: list[Group], restarts: int, backend, device, instance_chunk) -> list[int]:
     """Rows per train call in each group: ``instance_chunk``, or what the backend bounds memory to."""
     if instance_chunk is not None:
         return [check_integer("instance_chunk", instance_chunk, 1)] * len(groups)
     sizes = []
-    for members in groups:
-        config = chunk_config(points, members, restarts, Chunk("group", 0, 0, len(members) * restarts))
+    for group in groups:
+        config = _group_config(group, restarts)
         sizes.append(default_chunk(resolve_backend(backend, device, config), config))
     return sizes
 
 
+def _group_config(group: Group, restarts: int) -> TrainConfig:
+    """All of a group's rows as one config (for decisions that depend on the total work)."""
+    return chunk_config(group, restarts, Chunk("group", 0, 0, len(group.points) * restarts))
+
+
+def _compile_decisions(groups, restarts, chunks, backend, device, compile) -> list[bool | None]:
+    """Per group: compile the torch step when the group's whole work pays for it.
+
+    ``train`` decides per call, so alone it would never compile for a sweep
+    of many short chunks, though one compile serves every chunk of a shape
+    (at most two shapes per group: the full chunks and the last).
+    """
+    if compile is not None:
+        return [compile] * len(groups)
+    decisions = []
+    for g, group in enumerate(groups):
+        config = _group_config(group, restarts)
+        if resolve_backend(backend, device, config) != "torch":
+            decisions.append(None)
+            continue
+        shapes = len({c.stop - c.start for c in chunks if c.group == g})
+        decisions.append(compile_pays(config, key=None, compiles=shapes))
+    return decisions
+
+
 def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | None = None, resume: bool = True,
-              backend: str = "auto", device=None, instance_chunk: int | None = None,
+              backend: str = "auto", device=None, instance_chunk: int | None = None, compile: bool | None = None,
               progress: bool = True) -> "SweepResult":
     """Train every (point, restart) of ``sweep`` into the folder ``store`` and return its table.
 
@@ -40,51 +66,48 @@ def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | No
     store that has any finished chunk.  ``executor="ray"`` runs one Ray task
     per chunk (``ray.init(address=address)`` unless Ray is already
     initialised: None starts a local cluster); results are bit-identical to
-    ``"local"``.
+    ``"local"``.  ``compile`` (torch backend): None compiles the step when the
+    sweep's work pays for the compile, whatever the chunk size.
     """
     if not isinstance(sweep, Sweep):
         raise TypeError(f"sweep must be a fastsup.Sweep, got {type(sweep).__name__}")
     run_chunks = executor_for(executor)
     store = Path(store)
     torch_device = resolve_device(device)
-    spec = sweep.to_dict()
-    digest = fingerprint(spec)
     manifest = stores.check_store(store)
+    resolved = sweep.resolve()
+    digest = resolved.fingerprint()
     if manifest is not None and manifest["fingerprint"] != digest:
         raise ValueError(f"store {str(store)!r} holds another sweep (fingerprint {manifest['fingerprint'][:12]}…, "
                          f"this one {digest[:12]}…); use a new store, or the spec it was made with")
-    points, restarts = spec["points"], sweep.restarts
+    groups, restarts = resolved.groups, sweep.restarts
     store.mkdir(parents=True, exist_ok=True)
     with io.folder_lock(store, blocking=False):
-        if manifest is None:
-            groups = group_points(points)
-            sizes = _chunk_sizes(points, groups, restarts, backend, torch_device, instance_chunk)
-            manifest = stores.new_manifest(spec, digest, groups, plan_chunks(groups, restarts, sizes))
-            io.write_json_atomic(store / stores.MANIFEST, manifest)
-        chunks, groups = stores.planned_chunks(manifest), manifest["groups"]
-        (store / stores.CHUNKS).mkdir(exist_ok=True)
         io.remove_stale_temporaries(store)
+        if manifest is None:
+            sizes = _chunk_sizes(groups, restarts, backend, torch_device, instance_chunk)
+            manifest = stores.write_plan(store, resolved.spec, digest, groups, plan_chunks(groups, restarts, sizes))
+        chunks = stores.planned_chunks(manifest)
+        (store / stores.CHUNKS).mkdir(exist_ok=True)
         io.remove_stale_temporaries(store / stores.CHUNKS)
         done = stores.finished(store, chunks)
         if any(done) and not resume:
             raise ValueError(f"store {str(store)!r} already has {sum(done)} finished chunks and resume=False; "
                              "use a new store to start over")
-        total = sum((c.stop - c.start) * _steps(points, groups, c) for c in chunks)
-        with tqdm(total=total, disable=not progress, unit="model·step", unit_scale=True,
-                  desc=f"sweep {len(points)} points × {restarts} restarts") as bar:
-            bar.update(sum((c.stop - c.start) * _steps(points, groups, c) for c, d in zip(chunks, done) if d))
-            work = [(chunk, chunk_config(points, groups[chunk.group], restarts, chunk))
+        compiles = _compile_decisions(groups, restarts, chunks, backend, torch_device, compile)
+        steps = [g.shared.get("steps", TrainConfig.steps) for g in groups]  # not a TrainConfig: its default p may not suit the groups
+        work_of = lambda chunk: (chunk.stop - chunk.start) * steps[chunk.group]  # noqa: E731
+        with tqdm(total=sum(map(work_of, chunks)), disable=not progress, unit="model·step", unit_scale=True,
+                  desc=f"sweep {sum(len(g.points) for g in groups)} points × {restarts} restarts") as bar:
+            bar.update(sum(work_of(c) for c, d in zip(chunks, done) if d))
+            work = [(chunk, chunk_config(groups[chunk.group], restarts, chunk), compiles[chunk.group])
                     for chunk, is_done in zip(chunks, done) if not is_done]
             for chunk, tensors, backend_name in run_chunks(work, backend, torch_device, address=address):
                 stores.write_chunk(store, chunk, tensors, backend_name)
-                bar.update((chunk.stop - chunk.start) * _steps(points, groups, chunk))
+                bar.update(work_of(chunk))
         out = SweepResult(store)
         out.write_table()
     return out
-
-
-def _steps(points, groups, chunk: Chunk) -> int:
-    return points[groups[chunk.group][0]].get("steps", TrainConfig.steps)
 
 
 class SweepResult:
@@ -108,23 +131,15 @@ class SweepResult:
         done = stores.finished(self.store, self.chunks)
         return sum(c.stop - c.start for c, d in zip(self.chunks, done) if d), sum(c.stop - c.start for c in self.chunks)
 
-    def _rows(self):
-        """Per chunk: the (point, restart) of each row, in the chunk's order."""
-        groups, R = self.manifest["groups"], self.restarts
-        for chunk in self.chunks:
-            members = groups[chunk.group]
-            yield chunk, [(members[r // R], r % R) for r in range(chunk.start, chunk.stop)]
-
     def build_table(self):
         import numpy as np
         import pandas as pd
 
         spec = self.manifest["spec"]
-        points = Sweep(axes=spec["axes"], mode=spec["mode"]).points()
-        axis_values = {name: np.array([p[name] for p in points]) for name in spec["axes"]}
-        seeds = np.array([p.get("seed", TrainConfig.seed) for p in spec["points"]])
+        axis_columns = Sweep(axes=spec["axes"], mode=spec["mode"]).axis_columns()
+        groups = stores.read_groups(self.store, self.manifest)
         parts = []
-        for chunk, rows in self._rows():
+        for chunk in self.chunks:
             tensors = stores.read_chunk(self.store, chunk)
             if tensors is None:
                 raise ValueError(f"sweep in {str(self.store)!r} is not finished: chunk {chunk.name} has no file "
@@ -132,14 +147,16 @@ class SweepResult:
             params = {k.removeprefix("params."): v for k, v in tensors.items() if k.startswith("params.")}
             encoder = params["W1" if "W1" in params else "W"].double()
             diverged = nonfinite_at_end(params, tensors["final_loss"]) | ~torch.isfinite(tensors["loss_history"]).all(0)
-            point, restart = (np.array(column) for column in zip(*rows))
+            group = groups[chunk.group]
+            point, restart = chunk_rows(group, self.restarts, chunk)
             parts.append(pd.DataFrame({
-                "point": point, "restart": restart, **{name: v[point] for name, v in axis_values.items()},
-                "instance_id": tensors["instance_ids"].numpy(), "seed": seeds[point],
+                "point": point, "restart": restart, **{name: v[point] for name, v in axis_columns.items()},
+                "instance_id": tensors["instance_ids"].numpy(),
+                "seed": np.full(len(point), group.shared.get("seed", TrainConfig.seed)),
                 "final_loss": tensors["final_loss"].double().numpy(), "diverged": diverged.numpy(),
                 "n_represented": metrics.n_represented(encoder).numpy(),
                 "dimensions_per_feature": metrics.dimensions_per_feature(encoder).numpy(),
-                "chunk": chunk.name, "row_in_chunk": np.arange(len(rows)),
+                "chunk": chunk.name, "row_in_chunk": np.arange(len(point)),
             }))
         table = pd.concat(parts, ignore_index=True)
         return table.set_index("instance_id", drop=False).rename_axis("row").sort_index()

@@ -20,17 +20,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import TrainConfig, check_integer
+from ..config import TrainConfig, _as_float64, check_integer
 
 # Fields that may differ between the instances of one train call; any other
 # field that differs between points puts them in separate calls.
 PER_INSTANCE_FIELDS = ("feature_probability", "importance", "lr", "weight_decay")
+PER_FEATURE_FIELDS = ("feature_probability", "importance")  # [P, n]; lr and weight decay are [P]
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+# Fields whose validation depends on the densities (DESIGN.md §3: an anticorrelated pair needs p <= 0.5).
+GROUPED_FIELDS = ("correlated_sets", "anticorrelated_pairs")
 _RESERVED = {"n_instances", "instance_ids"}  # the sweep sets these
 
 
 def _plain(value, where: str):
     """Axis and field values as JSON-able Python numbers, strings and lists."""
+    if type(value) is float and math.isfinite(value) or type(value) is int:  # the common case, first
+        return value
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
@@ -137,30 +142,129 @@ class Sweep:
         reserved = sorted(set(extra) & _RESERVED)
         if reserved:
             raise ValueError(f"fields{_show(point)} returned {reserved}, which the sweep sets")
-        fields.update({k: _plain(v, f"field {k!r} at point {_show(point)}") for k, v in extra.items()})
+        try:
+            fields.update({k: _plain(v, f"field {k!r}") for k, v in extra.items()})
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{err} (at point {_show(point)})") from None
         return fields
 
-    def resolved(self) -> list[dict[str, Any]]:
-        """Every point's fields, each checked by building its TrainConfig (errors name the point)."""
-        out = []
-        for point in self.points():
-            fields = self.point_fields(point)
-            try:
-                TrainConfig(**fields, n_instances=1)  # per point; restarts repeat it
-            except (TypeError, ValueError) as err:
-                raise type(err)(f"sweep point {_show(point)}: {err}") from None
-            out.append(fields)
-        return out
+    def axis_columns(self) -> dict[str, np.ndarray]:
+        """Each axis's value at every point, in ``points()`` order (vectorised: no per-point dicts)."""
+        columns = {name: np.asarray(values, dtype=object if _mixed(values) else None)
+                   for name, values in self.axes.items()}
+        if self.mode == "zip":
+            return columns
+        index = np.indices([len(v) for v in columns.values()]).reshape(len(columns), -1)
+        return {name: values[i] for (name, values), i in zip(columns.items(), index)}
 
     def to_dict(self) -> dict:
-        """What the store records: the axes, mode, restarts, and every point's resolved fields."""
-        return {"axes": self.axes, "mode": self.mode, "restarts": self.restarts, "fixed": self.fixed,
-                "points": self.resolved()}
+        """The spec's description as the store records it (the resolved values are in its groups)."""
+        return {"axes": self.axes, "mode": self.mode, "restarts": self.restarts, "fixed": self.fixed}
+
+    def resolve(self) -> "ResolvedSweep":
+        """Every point's fields, grouped by what must be shared within a train call, and validated.
+
+        Validation builds one TrainConfig per group (its points as instances),
+        so it costs milliseconds per 10**5 points; only when a group fails are
+        its points checked one at a time, to name the point.
+        """
+        points = self.points()
+        resolved = [self.point_fields(point) for point in points]
+        by_shared: dict[str, list[int]] = {}
+        for index, fields in enumerate(resolved):
+            shared = {k: v for k, v in fields.items() if k not in PER_INSTANCE_FIELDS}
+            by_shared.setdefault(json.dumps(shared, sort_keys=True), []).append(index)
+        groups = [_group(points, resolved, members) for members in by_shared.values()]
+        return ResolvedSweep(self.to_dict(), groups)
 
 
-def fingerprint(spec_dict: Mapping) -> str:
-    """A stable hex digest of a sweep's resolved description (same in every process and machine)."""
-    return hashlib.sha256(json.dumps(spec_dict, sort_keys=True, allow_nan=False).encode()).hexdigest()
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """Points that can share one train call: common fields, and per point the per-instance values.
+
+    ``values`` maps each of PER_INSTANCE_FIELDS to float64 ``[P, n]``
+    (feature_probability, importance) or ``[P]`` (lr, weight_decay).
+    """
+
+    shared: dict[str, Any]
+    points: np.ndarray  # int64 [P], indices into the sweep's points
+    values: dict[str, torch.Tensor]
+
+    def config(self, rows: np.ndarray, instance_ids: np.ndarray) -> TrainConfig:
+        """The TrainConfig of the given rows (indices into ``points``), with the given instance ids."""
+        rows = torch.from_numpy(rows)  # index_select: ~250x faster than v[rows] here (torch 2.13 CPU)
+        return TrainConfig(**self.shared, n_instances=len(rows), instance_ids=torch.from_numpy(instance_ids),
+                           **{name: value.index_select(0, rows) for name, value in self.values.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedSweep:
+    spec: dict
+    groups: list[Group]
+
+    def fingerprint(self) -> str:
+        """A stable hex digest of everything the sweep trains (same in every process and machine)."""
+        digest = hashlib.sha256(json.dumps({"spec": self.spec, "groups": [g.shared for g in self.groups]},
+                                           sort_keys=True, allow_nan=False).encode())
+        for g in self.groups:
+            digest.update(g.points.astype("<i8").tobytes())
+            for name in sorted(g.values):
+                digest.update(name.encode())
+                digest.update(g.values[name].numpy().astype("<f8").tobytes())
+        return digest.hexdigest()
+
+
+def _group(points: list[dict], resolved: list[dict], members: list[int]) -> Group:
+    """Stack one group's per-instance values and validate the group as one TrainConfig."""
+    first = resolved[members[0]]
+    shared = {k: v for k, v in first.items() if k not in PER_INSTANCE_FIELDS}
+    try:
+        # the group's defaults (weight decay follows the optimizer); without its feature groups, whose checks
+        # need the points' densities (an anticorrelated pair refuses the default density 1), checked just below
+        base = TrainConfig(**{k: v for k, v in shared.items() if k not in GROUPED_FIELDS}, n_instances=1)
+        values = {}
+        for name in PER_INSTANCE_FIELDS:
+            default = getattr(base, name)  # a number: the fields no point sets keep TrainConfig's defaults
+            width = base.n_features if name in PER_FEATURE_FIELDS else 1
+            column = [resolved[i].get(name) for i in members]
+            values[name] = _stack(name, [default if v is None else v for v in column], width)
+        TrainConfig(**shared, n_instances=len(members), **values)
+    except (TypeError, ValueError) as err:
+        for i in members:  # name the first point that fails on its own
+            try:
+                TrainConfig(**resolved[i], n_instances=1)
+            except (TypeError, ValueError) as point_err:
+                raise type(point_err)(f"sweep point {_show(points[i])}: {point_err}") from None
+        raise type(err)(f"sweep points {_show(points[members[0]])} … (one train call): {err}") from None
+    return Group(shared, np.asarray(members, dtype=np.int64), values)
+
+
+def _stack(name: str, values: list, width: int) -> torch.Tensor:
+    """Per-point values as float64 ``[P, width]`` (per-feature fields) or ``[P]`` (width 1)."""
+    stacked = None
+    if not any(isinstance(v, (bool, str)) for v in values):
+        try:  # the common cases: every point a number, or every point a full row
+            stacked = torch.tensor(values, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    if stacked is not None and stacked.ndim == 1:
+        return stacked[:, None].expand(-1, width).contiguous() if name in PER_FEATURE_FIELDS else stacked
+    if stacked is not None and stacked.shape[1:] == (width,) and name in PER_FEATURE_FIELDS:
+        return stacked
+    rows = []
+    for v in values:
+        row = None if isinstance(v, (bool, str)) else _as_float64(name, v)
+        if row is None or tuple(row.shape) not in ((), (1,), (width,), (1, 1), (1, width)):
+            expected = f"a number or n_features={width} numbers" if name in PER_FEATURE_FIELDS else "a number"
+            raise ValueError(f"{name} must be {expected} at every point, got {v!r}")
+        rows.append(row.reshape(-1).expand(width))
+    out = torch.stack(rows)
+    return out if name in PER_FEATURE_FIELDS else out[:, 0].contiguous()
+
+
+def _mixed(values: list) -> bool:
+    """An axis mixing types (or holding lists) becomes an object column."""
+    return len({type(v) for v in values}) > 1 or any(isinstance(v, list) for v in values)
 
 
 def _show(point: Mapping) -> str:

@@ -43,7 +43,7 @@ def _models(variant):
     """The field dicts of every model a variant trains (a TrainConfig's, or each sweep point's)."""
     if isinstance(variant, TrainConfig):
         return [variant.to_dict()]
-    return variant.resolved()
+    return [variant.point_fields(point) for point in variant.points()]
 
 
 # --- registry, scales and overrides, for every registered experiment -----------------------------
@@ -339,4 +339,4 @@ def test_overrides_reach_sweep_points_even_over_the_point_fields(sweep_experimen
     settings = sweep_experiment.settings("small", importance=[1.0, 1.0], restarts=5)
     (sweep,) = sweep_experiment.variants(settings).values()
     assert sweep.restarts == 5
-    assert all(point["importance"] == [1.0, 1.0] for point in sweep.resolved())
+    assert all(point["importance"] == [1.0, 1.0] for point in (sweep.point_fields(p) for p in sweep.points()))

@@ -1,1 +1,0 @@
-"""Tests of fastsup.plots, one module per figure family."""

@@ -83,7 +83,9 @@ def test_the_table_is_parquet_readable_by_pandas(tmp_path):
 def test_axes_that_name_fields_make_separate_train_calls(tmp_path):
     sweep = fastsup.Sweep(n_features=5, steps=20, batch_size=16, axes={"n_hidden": [1, 2]}, restarts=2)
     out = fastsup.run_sweep(sweep, tmp_path / "s", progress=False)
-    assert out.manifest["groups"] == [[0], [1]]
+    assert [g["shared"]["n_hidden"] for g in out.manifest["groups"]] == [1, 2]
+    assert out.table.groupby("n_hidden")["chunk"].agg(lambda c: sorted({name[:4] for name in c})).tolist() == \
+        [["g000"], ["g001"]]
     assert out.params([0, 1])["W"].shape == (2, 5, 1) and out.params([2])["W"].shape == (1, 5, 2)
     with pytest.raises(ValueError, match="rows span models of different shapes"):
         out.params([0, 2])
@@ -154,6 +156,61 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
     _same(reference, fastsup.run_sweep(phase_sweep(steps=400), store, progress=False))
 
 
+def test_group_configs_equal_each_points_own_config():
+    """Resolution stacks per-point values in one tensor per group; oracle: a TrainConfig per point."""
+    sweep = fastsup.Sweep(n_features=3, n_hidden=2, steps=10, restarts=2,
+                          axes={"p": [0.1, 0.5, 1.0], "lr": [1e-3, 3e-3]},
+                          fields=lambda p, lr: dict(feature_probability=p if lr < 2e-3 else [p, 0.2, 0.3],
+                                                    importance=[[1.0, 0.5, 0.25]] if p < 1 else 2.0))
+    (group,) = sweep.resolve().groups
+    from fastsup.sweep.plan import Chunk, chunk_config
+    config = chunk_config(group, 2, Chunk("all", 0, 0, 12))
+    assert config.instance_ids.tolist() == list(range(12))
+    for point_index, point in enumerate(sweep.points()):
+        alone = fastsup.TrainConfig(**sweep.point_fields(point), n_instances=1)
+        for row in (2 * point_index, 2 * point_index + 1):  # both restarts repeat the point
+            assert torch.equal(config.probability()[row], alone.probability()[0])
+            assert torch.equal(config.importance_tensor()[row], alone.importance_tensor()[0])
+            assert torch.equal(config.lr_tensor()[row], alone.lr_tensor()[0])
+            assert torch.equal(config.weight_decay_tensor()[row], alone.weight_decay_tensor()[0])  # AdamW's default
+
+
+
+def test_a_density_axis_with_anticorrelated_pairs_resolves_and_trains(tmp_path):
+    """An anticorrelated pair needs p <= 0.5, so the group's defaults (p = 1) must not be checked with it."""
+    sweep = fastsup.Sweep(n_features=4, n_hidden=2, steps=3, batch_size=8, restarts=3,
+                          axes={"feature_probability": [0.3, 0.1]}, anticorrelated_pairs=[[0, 1]],
+                          correlated_sets=[[2, 3]])
+    (group,) = sweep.resolve().groups
+    assert group.values["feature_probability"][:, 0].tolist() == [0.3, 0.1]
+    assert len(fastsup.run_sweep(sweep, tmp_path / "store", progress=False).table) == 2 * 3
+    with pytest.raises(ValueError, match=r"sweep point \(feature_probability=0.7\).*needs feature_probability <= 0.5"):
+        fastsup.Sweep(n_features=2, n_hidden=1, axes={"feature_probability": [0.3, 0.7]},
+                      anticorrelated_pairs=[[0, 1]]).resolve()
+
+def test_a_first_run_killed_before_its_manifest_starts_again(tmp_path):
+    store = tmp_path / "s"
+    store.mkdir()
+    (store / ".fastsup.lock").touch()  # what a first run leaves when killed before its plan was written
+    (store / stores.POINTS).write_bytes(b"partial")
+    out = fastsup.run_sweep(phase_sweep(), store, progress=False)
+    assert len(out.table) == 18
+
+
+def test_a_sweep_compiles_when_its_whole_work_pays_though_no_chunk_does():
+    from fastsup.backends.torch_backend import compile_pays
+    from fastsup.sweep.plan import plan_chunks
+    from fastsup.sweep.run import _compile_decisions
+    sweep = phase_sweep(axes={"density": np.logspace(-2, 0, 40), "r": np.logspace(-1, 1, 40)},
+                        restarts=8, steps=200, batch_size=1024)
+    groups = sweep.resolve().groups
+    chunks = plan_chunks(groups, 8, [64])
+    from fastsup.sweep.plan import chunk_config
+    assert not compile_pays(chunk_config(groups[0], 8, chunks[0]))  # one chunk alone: eager
+    assert _compile_decisions(groups, 8, chunks, "torch", torch.device("cpu"), None) == [True]
+    assert _compile_decisions(groups, 8, chunks, "torch", torch.device("cpu"), False) == [False]
+
+
 # --- the TOML form and the command line ------------------------------------------------------------
 SPEC = """
 [sweep]
@@ -177,7 +234,7 @@ def test_toml_spec_equals_the_python_spec(tmp_path):
     (tmp_path / "spec.toml").write_text(SPEC)
     from_toml = fastsup.Sweep.from_toml(tmp_path / "spec.toml")
     python = phase_sweep(axes={"density": [0.1, 0.31622776601683794, 1.0], "r": [0.5, 2.0]})
-    assert from_toml.to_dict() == python.to_dict()
+    assert from_toml.resolve().fingerprint() == python.resolve().fingerprint()
 
 
 def test_cli_sweep_resumes_and_reports(tmp_path, capsys):
@@ -220,6 +277,8 @@ def test_bad_specs_are_refused(kwargs, error, match):
     pytest.param(lambda density, r: dict(feature_probability=density * 20), ValueError,
                  r"sweep point \(density=0.1, r=0.5\): feature_probability must lie in \[0, 1\]", id="invalid-value"),
     pytest.param(lambda density, r: [density], TypeError, "must return a mapping", id="not-a-mapping"),
+    pytest.param(lambda density, r: dict(importance=[1.0, r, 3.0]), ValueError,
+                 r"sweep point \(density=0.1, r=0.5\): importance has shape \(3,\)", id="wrong-width"),
 ])
 def test_bad_fields_name_the_point(tmp_path, fields, error, match):
     with pytest.raises(error, match=match):

@@ -1,4 +1,4 @@
-"""Measures of superposition for toy-model weight matrices.
+"""Measures of superposition for toy-model weight matrices (norms, overlaps, dimensionalities).
 
 Shape conventions
 -----------------
@@ -93,17 +93,17 @@ def _nan_where_diverged(W: Tensor, value: Tensor) -> Tensor:
     return torch.where(diverged, torch.full_like(value, math.nan), value)
 
 
-def _check_threshold(threshold) -> float:
+def _check_threshold(threshold, name: str = "threshold") -> float:
     if isinstance(threshold, Tensor) and threshold.numel() == 1:
         threshold = threshold.item()
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
         raise TypeError(
-            f"threshold must be a real number, got {type(threshold).__name__}"
+            f"{name} must be a real number, got {type(threshold).__name__}"
         )
     threshold = float(threshold)
     if not math.isfinite(threshold) or threshold < 0:
         raise ValueError(
-            f"threshold must be a finite non-negative number, got {threshold}"
+            f"{name} must be a finite non-negative number, got {threshold}"
         )
     return threshold
 

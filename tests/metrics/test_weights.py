@@ -1,4 +1,4 @@
-"""Tests for fastsup.metrics on polytopes whose answers are known in closed form."""
+"""Tests for fastsup.metrics.weights on polytopes whose answers are known in closed form."""
 
 from __future__ import annotations
 
@@ -18,21 +18,7 @@ from fastsup.metrics import (
     superposition,
 )
 
-DTYPE = torch.float64
-
-
-def regular_polygon(k: int) -> torch.Tensor:
-    """k unit vectors at angles 2πj/k in 2-D, shape [k, 2]."""
-    angles = 2 * math.pi * torch.arange(k, dtype=DTYPE) / k
-    return torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1)
-
-
-def tetrahedron() -> torch.Tensor:
-    """Four unit vectors of a regular tetrahedron in 3-D (pairwise dot -1/3)."""
-    v = torch.tensor(
-        [[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=DTYPE
-    )
-    return v / math.sqrt(3)
+from tests.utils import DTYPE, regular_polygon, tetrahedron
 
 
 def pentagon_superposition() -> float:
