@@ -8,7 +8,9 @@ writes, in ``DIR``::
     runs/<name>/            each experiment's complete outputs (run_experiment; ignored by git)
     <stem>.png              each figure, small (the thumbnails the index and the README show)
     index.md, index.html    per experiment: its figures, the command that made them, its
-                            description, title and summary line
+                            description, title and summary line (index.html links each
+                            thumbnail to the full figure under runs/, so it is for the
+                            local copy; the repository keeps index.md)
 
 With ``--readme``, the part of that file between the two gallery markers is
 replaced by the same list (image paths relative to the README).  Experiments
