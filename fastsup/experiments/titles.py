@@ -25,7 +25,10 @@ def _sweep_title(sweep: Sweep) -> str:
     config = TrainConfig(**sweep.point_fields(sweep.points()[0]), n_instances=1)
     sizes = " × ".join(str(len(values)) for values in sweep.axes.values())
     axes = " × ".join(sweep.axes)
-    where = f"on a {sizes} grid" if sweep.mode == "grid" else f"zipped, {len(sweep.points())} points"
+    if len(sweep.axes) == 1:
+        where = f"over {sizes} values"
+    else:
+        where = f"on a {sizes} grid" if sweep.mode == "grid" else f"zipped, {len(sweep.points())} points"
     return (f"{config.model} {config.n_features}→{config.n_hidden}, {axes} {where}, "
             f"best of {sweep.restarts} restart{'s' if sweep.restarts != 1 else ''}, {config.steps} steps")
 
