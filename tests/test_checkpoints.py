@@ -136,3 +136,32 @@ def test_checkpoints_count_in_the_memory_estimate():
     assert with_four.checkpoints - without.checkpoints == 4 * 2 * params_bytes
     assert with_four.result - without.result == 2 * 4 * 3 * params_bytes
     assert with_four.device_bytes - without.device_bytes == 4 * 2 * params_bytes + 2 * 4 * 3 * params_bytes
+
+
+SWEEP = dict(n_features=5, n_hidden=2, steps=7, batch_size=12, lr=1e-2, axes={"feature_probability": [0.1, 0.3, 1.0]},
+             restarts=2)
+
+
+def test_a_sweep_gathers_every_models_checkpoints_across_chunks(tmp_path):
+    """Chunks of 4 rows split the 6 models 4 + 2; each row's checkpoint equals the same model trained shorter."""
+    sweep = fastsup.run_sweep(fastsup.Sweep(**SWEEP), tmp_path / "store", backend="torch", device="cpu",
+                              instance_chunk=4, progress=False, checkpoint_steps=[2, 5])
+    shorter = fastsup.run_sweep(fastsup.Sweep(**{**SWEEP, "steps": 6}), tmp_path / "shorter", backend="torch",
+                                device="cpu", instance_chunk=3, progress=False)
+    rows = sweep.table.sort_values("final_loss")  # any order: the checkpoints follow the rows given
+    checkpoints = sweep.checkpoints(rows)
+    assert sorted(checkpoints) == [2, 5] and sweep.checkpoint_steps == [2, 5]
+    for name, value in shorter.params(rows).items():
+        torch.testing.assert_close(checkpoints[5][name], value, rtol=0, atol=1e-6)
+    assert checkpoints[2]["W"].shape == (6, 5, 2)
+
+
+def test_a_sweep_store_refuses_to_resume_with_other_checkpoint_steps(tmp_path):
+    sweep = fastsup.Sweep(**SWEEP)
+    fastsup.run_sweep(sweep, tmp_path / "store", backend="torch", device="cpu", progress=False, checkpoint_steps=[3])
+    with pytest.raises(ValueError, match=r"trained with checkpoint_steps=\[3\], not \[4\]"):
+        fastsup.run_sweep(sweep, tmp_path / "store", backend="torch", device="cpu", progress=False,
+                          checkpoint_steps=[4])
+    with pytest.raises(ValueError, match=r"checkpoint_steps must lie in \[0, steps\) = \[0, 7\)"):
+        fastsup.run_sweep(sweep, tmp_path / "other", backend="torch", device="cpu", progress=False,
+                          checkpoint_steps=[7])
