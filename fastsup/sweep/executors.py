@@ -43,7 +43,8 @@ Work = list[tuple[Chunk, TrainConfig, bool | None]]  # each pending chunk, its c
 def run_local(work: Work, backend: str, device: torch.device, *, checkpoint_steps: tuple[int, ...] = (),
               **_) -> Iterator:
     for chunk, config, compile in work:
-        yield (chunk, *train_chunk(config, backend, str(device), compile, checkpoint_steps=checkpoint_steps))
+        threads = None  # this process's own
+        yield (chunk, *train_chunk(config, backend, str(device), compile, threads, checkpoint_steps))
 
 
 def run_ray(work: Work, backend: str, device: torch.device, *,
