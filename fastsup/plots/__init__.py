@@ -5,8 +5,9 @@ state (see :mod:`fastsup.plots.features_2d`), so they work headless and are
 freed when dropped.
 """
 
+from .dynamics import plot_learning_dynamics
 from .features_2d import plot_features_2d
 from .norm_bars import plot_norm_bars
 from .phase import plot_phase_diagram
 
-__all__ = ["plot_features_2d", "plot_norm_bars", "plot_phase_diagram"]
+__all__ = ["plot_features_2d", "plot_learning_dynamics", "plot_norm_bars", "plot_phase_diagram"]
