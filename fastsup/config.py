@@ -25,6 +25,7 @@ SCHEDULES = ("constant", "linear", "cosine", "warmup_cosine", "custom")
 MAGNITUDES = ("uniform", "signed", "clipped_normal")
 BACKENDS = ("auto", "reference", "torch", "triton")
 DEFAULT_WEIGHT_DECAY = {"adamw": 0.01, "adam": 0.0}
+DEFAULT_BATCH_SIZE = 1024
 
 
 def check_integer(name: str, value, minimum: int) -> int:
@@ -203,8 +204,10 @@ class TrainConfig:
     magnitude: str | None = None
     correlated_sets: Any = ()
     anticorrelated_pairs: Any = ()
+    normalize_points: bool = False  # every data point scaled to unit L2 norm (zero points stay zero)
+    dataset_size: int | None = None  # T: train full-batch on T fixed points (batch_size becomes T)
     steps: int = 10_000
-    batch_size: int = 1024
+    batch_size: int = DEFAULT_BATCH_SIZE
     lr: Any = 1e-3
     weight_decay: Any = None
     optimizer: str = "adamw"
@@ -219,6 +222,14 @@ class TrainConfig:
     eval_batch_size: int | None = None
 
     def __post_init__(self):
+        if self.dataset_size is not None:
+            _set(self, "dataset_size", _positive_int("dataset_size", self.dataset_size))
+            if self.batch_size not in (self.dataset_size, DEFAULT_BATCH_SIZE):
+                raise ValueError(f"dataset_size={self.dataset_size} trains full-batch on the fixed points, so "
+                                 f"batch_size must be left out or equal it, got batch_size={self.batch_size!r}")
+            _set(self, "batch_size", self.dataset_size)
+        if not isinstance(self.normalize_points, bool):
+            raise TypeError(f"normalize_points must be True or False, got {self.normalize_points!r}")
         for name in ("n_features", "n_hidden", "n_instances", "steps", "batch_size", "log_every"):
             _set(self, name, _positive_int(name, getattr(self, name)))
         _set(self, "model", _choice("model", self.model, MODELS))
@@ -247,8 +258,8 @@ class TrainConfig:
             _set(self, "lr_multipliers", multipliers.contiguous())
         elif self.lr_multipliers is not None:
             raise ValueError(f"lr_multipliers is only used with schedule='custom', not schedule={self.schedule!r}")
-        if self.eval_batch_size is None:
-            _set(self, "eval_batch_size", self.batch_size)
+        if self.eval_batch_size is None:  # a fixed dataset's test loss: fresh points, not just T of them
+            _set(self, "eval_batch_size", DEFAULT_BATCH_SIZE if self.dataset_size is not None else self.batch_size)
         _set(self, "eval_batch_size", _positive_int("eval_batch_size", self.eval_batch_size))
         betas = self.betas
         if isinstance(betas, (str, bytes)) or not isinstance(betas, (list, tuple)) or len(betas) != 2:
@@ -308,8 +319,8 @@ class TrainConfig:
         _set(self, "instance_ids", ids)
         if self.n_features > philox.MAX_COLUMN:
             raise ValueError(f"n_features must be <= 2**24 (Philox counter layout), got {self.n_features}")
-        if self.steps >= philox.EVAL_STEP:
-            raise ValueError(f"steps must be < 2**32 - 1 (Philox counter layout), got {self.steps}")
+        if self.steps >= philox.DATASET_STEP:
+            raise ValueError(f"steps must be < 2**31 (Philox counter layout), got {self.steps}")
 
     # --- derived tensors -------------------------------------------------
     def probability(self) -> torch.Tensor:
@@ -409,4 +420,6 @@ class TrainConfig:
     def title(self) -> str:
         """A short human title generated from the config (for plots and logs)."""
         act = "" if self.model == "linear" or self.activation == "relu" else f", ExReLU(t={self.activation_threshold:g})"
-        return f"{self.model}{act} {self.n_features}→{self.n_hidden} × {self.n_instances} instances, {self.steps} steps"
+        data = f", {self.dataset_size} fixed points" if self.dataset_size is not None else ""
+        return (f"{self.model}{act} {self.n_features}→{self.n_hidden} × {self.n_instances} instances{data}, "
+                f"{self.steps} steps")

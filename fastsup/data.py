@@ -13,6 +13,9 @@ Features in a correlated set share the presence draw of the set's first
 member; an anticorrelated pair (a, b) uses a's draw u, a fires if u < p and b
 if 1 - u < p (p <= 0.5, so never both).  Grouped features take their
 magnitude from the ``MAGNITUDE`` stream, since their presence draw is shared.
+``normalize_points`` scales each point to unit L2 norm.  A fixed dataset
+(``dataset_size`` T) is the batch of ``philox.DATASET_STEP``: every training
+step draws those same T points (``sampling_step``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import dataclasses
 import torch
 
 from .config import TrainConfig
-from .philox import Stream, normal, uniform
+from .philox import DATASET_STEP, Stream, normal, uniform
 
 
 @dataclasses.dataclass
@@ -41,6 +44,7 @@ class DataSpec:
     presence_column: torch.Tensor | None
     flip: torch.Tensor | None
     grouped: torch.Tensor | None
+    normalize: bool = False
 
     @classmethod
     def from_config(cls, config: TrainConfig, device) -> "DataSpec":
@@ -70,6 +74,7 @@ class DataSpec:
             presence_column=presence_column,
             flip=flip,
             grouped=grouped,
+            normalize=config.normalize_points,
         )
 
 
@@ -112,7 +117,24 @@ def sample_batch(spec: DataSpec, step, batch_size: int, first_row: int = 0) -> t
     if spec.magnitude == "clipped_normal":
         z = normal(spec.seed, spec.instance_ids, step, batch_size, n, Stream.MAGNITUDE, first_row)
         magnitude = torch.clamp(0.5 + 0.2 * z, 0.0, 1.0)
-    return torch.where(presence_u < p, magnitude, 0.0)
+    x = torch.where(presence_u < p, magnitude, 0.0)
+    if spec.normalize:
+        norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+        x = x / torch.where(norm > 0, norm, 1.0)
+    return x
+
+
+def sampling_step(config: TrainConfig, step):
+    """The data step of training step ``step``: itself, or ``DATASET_STEP`` for a fixed dataset."""
+    return step if config.dataset_size is None else DATASET_STEP
+
+
+def dataset(config: TrainConfig, device="cpu") -> torch.Tensor:
+    """A fixed-dataset config's T training points, fp32 ``[I, n, T]`` (feature-major, like a batch)."""
+    if config.dataset_size is None:
+        raise ValueError("dataset() needs a config with dataset_size (a fixed dataset); this one samples "
+                         "fresh data at every step")
+    return sample_batch(DataSpec.from_config(config, device), DATASET_STEP, config.dataset_size)
 
 
 def target_of(x: torch.Tensor, model: str) -> torch.Tensor:

@@ -17,14 +17,17 @@ import torch
 from .backends.base import loss_from_error, squared_error
 from .config import check_integer
 from .data import DataSpec
+from .philox import DATASET_STEP, EVAL_STEP
 from .train import resolve_device
 
 #: The TrainConfig fields that describe the data, and so may differ from training.
 DISTRIBUTION_FIELDS = ("feature_probability", "importance", "magnitude", "correlated_sets", "anticorrelated_pairs",
-                       "seed")
+                       "normalize_points", "seed")
+SPLITS = ("test", "train")
 
 
-def evaluate(result, *, n_samples: int | None = None, per_feature: bool = False, device=None, **distribution):
+def evaluate(result, *, n_samples: int | None = None, per_feature: bool = False, split: str = "test", device=None,
+             **distribution):
     """Per-instance loss ``[I]`` (fp32) of ``result``'s weights on ``n_samples`` fresh samples per instance.
 
     ``distribution``: any of ``feature_probability``, ``importance``,
@@ -33,6 +36,8 @@ def evaluate(result, *, n_samples: int | None = None, per_feature: bool = False,
     the training config's.  ``n_samples`` defaults to the config's
     ``eval_batch_size``.  ``per_feature=True`` also returns the mean squared
     error of every feature, ``[I, n]``, unweighted by importance.
+    ``split="train"`` (a fixed-dataset config only) is the loss on its T
+    training points instead of fresh ones.
     """
     params, config = getattr(result, "params", None), getattr(result, "config", None)
     if not isinstance(params, dict) or config is None:
@@ -40,10 +45,19 @@ def evaluate(result, *, n_samples: int | None = None, per_feature: bool = False,
     unknown = sorted(set(distribution) - set(DISTRIBUTION_FIELDS))
     if unknown:
         raise ValueError(f"evaluate got unknown fields {unknown}; the distribution is set by {list(DISTRIBUTION_FIELDS)}")
-    n_samples = config.eval_batch_size if n_samples is None else check_integer("n_samples", n_samples, 1)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(map(repr, SPLITS))}; got {split!r}")
+    if split == "train":
+        if config.dataset_size is None or distribution or n_samples is not None:
+            raise ValueError("split='train' is the loss on a fixed dataset's training points: it needs a config "
+                             "with dataset_size, and takes no n_samples or distribution fields")
+        n_samples, step = config.dataset_size, DATASET_STEP
+    else:
+        n_samples = config.eval_batch_size if n_samples is None else check_integer("n_samples", n_samples, 1)
+        step = EVAL_STEP
     device = resolve_device(device)
     config = dataclasses.replace(config, **distribution)  # validates, and broadcasts against [I, n]
     spec = DataSpec.from_config(config, device)
-    total = squared_error(params, config, spec, n_samples)
+    total = squared_error(params, config, spec, n_samples, step)
     loss = loss_from_error(total, config.importance_tensor().to(device), n_samples).cpu()
     return (loss, (total / n_samples).float().cpu()) if per_feature else loss

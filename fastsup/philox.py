@@ -62,9 +62,17 @@ class Stream(enum.IntEnum):
 
 
 # The evaluation batch (``final_loss``) is drawn like a training batch at this
-# step index, which training never reaches (steps < EVAL_STEP), so every data
-# stream of the evaluation batch is disjoint from training.
+# step index, which training never reaches (steps < DATASET_STEP), so every
+# data stream of the evaluation batch is disjoint from training (it is drawn
+# eagerly, never by the compiled step).
 EVAL_STEP = (1 << 32) - 1
+# A fixed dataset (``TrainConfig.dataset_size``) is the batch of this step
+# index: the same T points at every step, disjoint from the evaluation batch.
+# It is below 2**32 - 3 because the compiled torch step is fed it: inductor's
+# CPU code for the int64 emulation differs from eager once the first round's
+# product step * PHILOX_ROUND_B overflows int64, i.e. for steps >= ~2.6e9
+# (tested at 2**32 - 3; exact at 2**31; torch 2.13).
+DATASET_STEP = 1 << 31
 
 
 def philox4x32(c0, c1, c2, c3, k0: int, k1: int, n_rounds: int = N_ROUNDS):

@@ -236,9 +236,15 @@ def _read_tensors(path: Path, meta: dict) -> dict[str, torch.Tensor]:
         raise _corrupt(path, f"has a corrupt {name}: {err}") from None
 
 
+# Config fields added after results were first saved, with the value that
+# means what a result saved without them trained: no such option existed.
+ADDED_CONFIG_FIELDS = {"normalize_points": False, "dataset_size": None}
+
+
 def _check_config_dict(path: Path, data) -> dict:
     if not isinstance(data, dict):
         raise _corrupt(path, f"has a corrupt {META_FILE}: 'config' must be an object")
+    data = {**{k: v for k, v in ADDED_CONFIG_FIELDS.items() if k not in data}, **data}
     missing = sorted({f.name for f in dataclasses.fields(TrainConfig)} - set(data))
     if missing:
         raise _corrupt(path, f"has a config without the fields {missing} (not filled with defaults: a saved "

@@ -493,3 +493,63 @@ def test_anticorrelated_pair_goes_antipodal_and_correlated_pair_collapses(exact)
     assert (norms[:, 2:] - 1).abs().max() < 0.05, norms
     assert (cos_correlated > 0.99).all(), cos_correlated
     assert (norms[:, :2] - 2**-0.5).abs().max() < 0.05, norms
+
+
+# --- the double-descent model ---------------------------------------------------------------
+def _double_descent_model(seed: int = 0) -> arena.DoubleDescentModel:
+    torch.manual_seed(seed)
+    return arena.DoubleDescentModel(ToyModelConfig(n_inst=3, n_features=40, d_hidden=2), feature_probability=0.05)
+
+
+def test_double_descent_dimensionality_is_arenas_formula():
+    data = torch.tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 3.0], [0.0, 0.0]])  # two equal rows, one alone, one zero
+    got = arena.DoubleDescentModel.dimensionality(data)
+    torch.testing.assert_close(got[:3], torch.tensor([0.5, 0.5, 1.0]))  # k equal rows share 1/k each
+    assert math.isnan(got[3])
+    assert arena.DoubleDescentModel.dimensionality(data.expand(5, 4, 2)).shape == (5, 4)
+
+
+def test_double_descent_batches_are_unit_norm_and_the_loss_can_be_per_instance():
+    model = _double_descent_model()
+    batch = model.generate_batch(64)
+    norms = batch.norm(dim=-1)
+    assert ((norms - 1).abs() < 1e-5).logical_or(norms == 0).all() and (norms > 0).any()
+    out = model(batch)
+    per_instance = model.calculate_loss(out, batch, per_inst=True)
+    assert per_instance.shape == (3,)
+    torch.testing.assert_close(per_instance.sum(), model.calculate_loss(out, batch))
+
+
+def test_double_descent_fast_mode_is_arenas_loop_on_its_fixed_dataset():
+    """Oracle: ARENA's loop (full-batch torch AdamW, anthropic_lr) run here on the dataset fast mode trained on."""
+    fast = _double_descent_model()
+    start = {k: v.detach().clone() for k, v in fast.named_parameters()}
+    points, losses = fast._optimize_on_a_dataset(12, 60, 10, 1e-2, anthropic_lr, 1e-2, False, "torch", 5, False)
+    assert points.shape == (12, 3, 40)
+    W, b = (torch.nn.Parameter(start[k].clone()) for k in ("W", "b_final"))
+    optimizer = torch.optim.AdamW([W, b], lr=1e-2, weight_decay=1e-2)
+    for step in range(60):
+        for group in optimizer.param_groups:
+            group["lr"] = 1e-2 * anthropic_lr(step, 60)
+        h = torch.einsum("tif,ihf->tih", points, W)
+        loss = (torch.relu(torch.einsum("tih,ihf->tif", h, W) + b) - points).pow(2).mean(dim=(0, 2))
+        optimizer.zero_grad()
+        loss.sum().backward()
+        optimizer.step()
+    torch.testing.assert_close(fast.W.detach(), W.detach(), rtol=1e-4, atol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(losses, fast.calculate_loss(fast(points), points, per_inst=True), rtol=1e-5, atol=1e-8)
+
+
+def test_double_descent_optimize_returns_the_best_instances_points_and_weights(capsys):
+    for exact in (False, True):
+        model = _double_descent_model()
+        points, W = model.optimize(batch_size=10, steps=30, lr=1e-2, exact=exact, progress=False, seed=3)
+        best = int(capsys.readouterr().out.split("#")[1].split(",")[0])
+        assert points.shape == (10, 40) and torch.equal(W, model.W[best].detach())
+        norms = points.norm(dim=-1)
+        assert ((norms - 1).abs() < 1e-5).logical_or(norms == 0).all()
+
+
+def test_double_descent_module_constants_are_arenas():
+    assert (arena.NUM_BATCH_UPDATES, arena.WEIGHT_DECAY, arena.LEARNING_RATE) == (50_000, 1e-2, 1e-3)

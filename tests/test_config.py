@@ -40,6 +40,7 @@ BAD = {
     "steps_negative": (dict(steps=-10), "steps"),
     "steps_float": (dict(steps=100.0), "steps"),
     "steps_past_eval_step": (dict(steps=2**32 - 1), "steps"),
+    "steps_reaching_the_dataset_step": (dict(steps=2**31), "steps"),
     "batch_size_0": (dict(batch_size=0), "batch_size"),
     "batch_size_negative": (dict(batch_size=-1), "batch_size"),
     "batch_size_bool": (dict(batch_size=True), "batch_size"),

@@ -102,8 +102,10 @@ def eval_budget(device: torch.device | str) -> int:
     return min(EVAL_ELEMENTS, EVAL_ELEMENTS_CPU) if torch.device(device).type == "cpu" else EVAL_ELEMENTS
 
 
-def squared_error(params: Params, config: TrainConfig, spec: DataSpec, n_samples: int) -> torch.Tensor:
-    """Sum over ``n_samples`` evaluation rows (``philox.EVAL_STEP``) of (y − target)², float64 ``[I, n]``.
+def squared_error(params: Params, config: TrainConfig, spec: DataSpec, n_samples: int,
+                  step: int = EVAL_STEP) -> torch.Tensor:
+    """Sum over the first ``n_samples`` rows of data step ``step`` (the evaluation batch by default) of
+    (y − target)², float64 ``[I, n]``.
 
     Drawn in pieces of instances and rows that fit ``eval_budget``; an
     instance's rows do not depend on the pieces, so neither does the sum
@@ -120,7 +122,7 @@ def squared_error(params: Params, config: TrainConfig, spec: DataSpec, n_samples
             sub = dataclasses.replace(spec, instance_ids=spec.instance_ids[part], p=spec.p[part], inv_p=spec.inv_p[part])
             weights = {name: value[part].to(device=device, dtype=torch.float32) for name, value in params.items()}
             for first_row in range(0, n_samples, rows):
-                x = sample_batch(sub, EVAL_STEP, min(rows, n_samples - first_row), first_row)
+                x = sample_batch(sub, step, min(rows, n_samples - first_row), first_row)
                 error = (forward(weights, x, model) - target_of(x, config.model)) ** 2
                 total[part] += error.sum(-1, dtype=torch.float64)
     return total

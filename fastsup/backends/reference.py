@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..config import TrainConfig
-from ..data import DataSpec, sample_batch, target_of
+from ..data import DataSpec, sample_batch, sampling_step, target_of
 from .base import RawRun, RunOptions, initial_params, run_steps
 
 
@@ -56,7 +56,7 @@ class ReferenceTrainer:
     def step(self, step: int, lr_scale: float) -> torch.Tensor:
         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base_lr * lr_scale
-        x = sample_batch(self.spec, step, self.config.batch_size).transpose(1, 2)
+        x = sample_batch(self.spec, sampling_step(self.config, step), self.config.batch_size).transpose(1, 2)
         stacked = {name: torch.stack([p[name] for p in self.per_instance]) for name in self.per_instance[0]}
         y = reference_forward(stacked, x, self.config)
         loss = (self.importance.unsqueeze(1) * (y - target_of(x, self.config.model)) ** 2).mean(dim=(1, 2))

@@ -18,7 +18,7 @@ from typing import Callable, ContextManager
 import torch
 
 from ..config import TrainConfig
-from ..data import DataSpec, sample_batch, target_of
+from ..data import DataSpec, sample_batch, sampling_step, target_of
 from ..functional import ModelSpec, Params, adam_update, loss_and_grads
 from ..init import init_params
 from . import compiled
@@ -38,6 +38,7 @@ class StepStatics:
     names: tuple[str, ...]
     model: ModelSpec
     magnitude: str
+    normalize: bool
     seed: int  # the Philox key is a Python int in the sampler
     batch_size: int
     betas: tuple[float, float]
@@ -47,7 +48,8 @@ class StepStatics:
 
 def _statics(config: TrainConfig, names: tuple[str, ...]) -> StepStatics:
     return StepStatics(
-        names=names, model=model_spec(config), magnitude=config.magnitude, seed=config.seed,
+        names=names, model=model_spec(config), magnitude=config.magnitude, normalize=config.normalize_points,
+        seed=config.seed,
         batch_size=config.batch_size, betas=tuple(config.betas), eps=config.eps,
         decoupled=config.optimizer == "adamw",
     )
@@ -92,7 +94,8 @@ def step_function(statics: StepStatics, slice_width: int | None = None) -> compi
     def step_fn(*tensors: torch.Tensor) -> tuple[torch.Tensor]:
         params, exp_avg, exp_avg_sq = (dict(zip(statics.names, tensors[i * k : (i + 1) * k])) for i in range(3))
         step, step_count, lr, weight_decay, importance, instance_ids, p, inv_p, *grouping = tensors[3 * k :]
-        spec = DataSpec(statics.seed, instance_ids, p, inv_p, statics.magnitude, *(grouping or (None, None, None)))
+        spec = DataSpec(statics.seed, instance_ids, p, inv_p, statics.magnitude, *(grouping or (None, None, None)),
+                        normalize=statics.normalize)
         if slice_width is None or slice_width >= p.shape[0]:
             loss, grads = _loss_and_grads(params, spec, step, importance, statics)
         else:
@@ -141,7 +144,7 @@ class TorchTrainer:
         """The step's inputs: state, step index, 1-based step count (float64, as torch.optim), lr, constants."""
         return [
             *self.state,
-            torch.tensor(step, dtype=torch.int64, device=self.device),
+            torch.tensor(sampling_step(self.config, step), dtype=torch.int64, device=self.device),
             torch.tensor(step + 1, dtype=torch.float64, device=self.device),
             self.base_lr * lr_scale,
             *self.constants,

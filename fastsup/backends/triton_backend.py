@@ -20,6 +20,10 @@ def unsupported_reason(config: TrainConfig) -> str | None:
         return "correlated sets and anticorrelated pairs are sampled by the torch backend only"
     if config.magnitude == "clipped_normal":
         return "clipped-normal magnitudes are sampled by the torch backend only"
+    if config.normalize_points:
+        return "normalized data points are sampled by the torch backend only"
+    if config.dataset_size is not None:
+        return "fixed datasets (dataset_size) are trained by the torch backend only"
     return None
 
 

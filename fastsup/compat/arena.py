@@ -3,7 +3,8 @@
 Switch by changing one import::
 
     from fastsup.compat.arena import (ToyModelConfig, ToyModel, NeuronModel, NeuronComputationModel,
-                                      compute_dimensionality, constant_lr, linear_lr, cosine_decay_lr)
+                                      DoubleDescentModel, compute_dimensionality, constant_lr, linear_lr,
+                                      cosine_decay_lr, anthropic_lr)
 
 Which ARENA
 -----------
@@ -70,9 +71,16 @@ uniform in [-1, 1) where present, target |x|; like ARENA's, it draws every
 feature independently, so it refuses configs with pairs or
 ``feat_mag_distn="normal"``, which ARENA's class would silently ignore).
 
-Not here: ``DoubleDescentModel`` (it trains on one fixed dataset, which
-fastsup's trainer does not offer yet) and ARENA's SAE classes (SAE training
-belongs to SAE libraries; ARENA's SAE code runs on top of this ``ToyModel``).
+``DoubleDescentModel`` = ``relu_output`` on one fixed dataset: its
+``optimize(batch_size, ...)`` draws one batch of unit-norm points and trains
+full-batch AdamW on it (fastsup's ``dataset_size=batch_size,
+normalize_points=True``), then returns the best instance's points and ``W``.
+fastsup normalizes every point with a nonzero norm (ARENA: norms of at least
+1e-6; with magnitudes u/p the two differ only for points whose every active
+magnitude is below 1e-6).
+
+Not here: ARENA's SAE classes (SAE training belongs to SAE libraries;
+ARENA's SAE code runs on top of this ``ToyModel``).
 """
 
 from __future__ import annotations
@@ -119,7 +127,11 @@ __all__ = [
     "constant_lr",
     "linear_lr",
     "cosine_decay_lr",
+    "DoubleDescentModel",
     "NUM_WARMUP_STEPS",
+    "NUM_BATCH_UPDATES",
+    "WEIGHT_DECAY",
+    "LEARNING_RATE",
     "linear_warmup_lr",
     "anthropic_lr",
 ]
@@ -502,6 +514,109 @@ class NeuronComputationModel(ToyModel):
         self.b_final.copy_(params["b"])
 
 
+# --- the double-descent section ---------------------------------------------------------------
+# ARENA's module constants (read when optimize is called, so they can be changed).
+NUM_WARMUP_STEPS = 2500
+NUM_BATCH_UPDATES = 50_000
+WEIGHT_DECAY = 1e-2
+LEARNING_RATE = 1e-3
+
+
+def linear_warmup_lr(step, steps):
+    """Rises linearly from 0 at step 0 to 1 at step ``steps``."""
+    return step / steps
+
+
+def anthropic_lr(step, steps):
+    """The paper's double-descent schedule: linear warm-up over ``NUM_WARMUP_STEPS``, then cosine decay to 0."""
+    if step < NUM_WARMUP_STEPS:
+        return linear_warmup_lr(step, NUM_WARMUP_STEPS)
+    return cosine_decay_lr(step - NUM_WARMUP_STEPS, steps - NUM_WARMUP_STEPS)
+
+
+class DoubleDescentModel(ToyModel):
+    """ARENA's ``DoubleDescentModel``: ``ToyModel`` trained full-batch on one fixed batch of unit-norm points."""
+
+    @classmethod
+    def dimensionality(cls, data: torch.Tensor) -> torch.Tensor:
+        """D of each row of ``data`` ``[..., batch, d_hidden]`` → ``[..., batch]``; a zero row gives NaN, as ARENA's."""
+        return torch.where((data == 0).all(dim=-1), math.nan, metrics.feature_dimensionality(data))
+
+    def generate_batch(self, batch_size: int) -> torch.Tensor:
+        """ToyModel's batch with each point scaled to unit L2 norm (points with a norm below 1e-6 as they are)."""
+        batch = super().generate_batch(batch_size)
+        norms = batch.norm(dim=-1, keepdim=True)
+        return batch / torch.where(norms.abs() < 1e-6, torch.ones_like(norms), norms)
+
+    def calculate_loss(self, out: torch.Tensor, batch: torch.Tensor, per_inst: bool = False) -> torch.Tensor:
+        """ToyModel's loss; ``per_inst=True`` gives it per instance, ``[inst]``."""
+        error = self.importance * (batch - out) ** 2
+        loss = error.mean(dim=tuple(d for d in range(error.ndim) if d != error.ndim - 2))
+        return loss if per_inst else loss.sum()
+
+    def optimize(self, batch_size: int, steps: int | None = None, log_freq: int = 100, lr: float | None = None,
+                 lr_scale=anthropic_lr, weight_decay: float | None = None, *, exact: bool = False,
+                 backend: str = "auto", progress: bool = True, seed=None,
+                 compile: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Train every instance full-batch AdamW on one batch of ``batch_size`` points; return the best one's.
+
+        ARENA's arguments (``steps``, ``lr`` and ``weight_decay`` default to
+        ``NUM_BATCH_UPDATES``, ``LEARNING_RATE`` and ``WEIGHT_DECAY``); returns
+        ``(batch[:, best], W[best])``, ``[batch_size, feats]`` and ``[d_hidden,
+        feats]``, best by training loss.  Keyword-only fastsup additions as in
+        ``ToyModel.optimize``; fast mode's points are the dataset fastsup
+        draws (``fastsup.data.dataset``), exact mode's ARENA's ``generate_batch``.
+        """
+        owner = "DoubleDescentModel.optimize"
+        steps = positive_int(owner, "steps", NUM_BATCH_UPDATES if steps is None else steps)
+        batch_size = positive_int(owner, "batch_size", batch_size)
+        log_freq = positive_int(owner, "log_freq", log_freq)
+        lr = LEARNING_RATE if lr is None else lr
+        weight_decay = WEIGHT_DECAY if weight_decay is None else weight_decay
+        check_lr_scale(owner, lr_scale)
+        reason = None if exact else not_fastsups_own(self, _FAST_METHODS[DoubleDescentModel])
+        if reason is not None:
+            warnings.warn(f"{owner}: {reason}, which fast mode cannot run; falling back to exact=True "
+                          "(ARENA's own loop, not faster)", UserWarning, stacklevel=2)
+            exact = True
+        if exact:
+            batch = self.generate_batch(batch_size)
+            optimizer = torch.optim.AdamW(list(self.parameters()), lr=lr, weight_decay=weight_decay)
+            exact_loop(optimizer, steps, lr, lr_scale, lambda: (self.calculate_loss(self(batch), batch), None),
+                       log_every=log_freq, n_instances=self.cfg.n_inst, progress=progress)
+            with torch.inference_mode():
+                per_instance = self.calculate_loss(self(batch), batch, per_inst=True)
+        else:
+            batch, per_instance = self._optimize_on_a_dataset(batch_size, steps, log_freq, lr, lr_scale,
+                                                              weight_decay, progress, backend, seed, compile)
+        best = int(per_instance.argmin())
+        print(f"Best instance = #{best}, with loss {per_instance[best].item():.4e}")
+        return batch[:, best], self.W[best].detach()
+
+    def _optimize_on_a_dataset(self, batch_size, steps, log_freq, lr, lr_scale, weight_decay, progress, backend,
+                               seed, compile):
+        from ..data import dataset
+        from ..evaluate import evaluate
+        from ..train import train
+
+        self._check_pairs_can_be_sampled()
+        cfg = self.cfg
+        corr, anti = _pairs(cfg)
+        result = train(
+            n_features=cfg.n_features, n_hidden=cfg.d_hidden, n_instances=cfg.n_inst, model="relu_output",
+            magnitude=self._magnitude(), feature_probability=self.feature_probability.detach().cpu().float(),
+            importance=self.importance.detach().cpu().float(), correlated_sets=corr, anticorrelated_pairs=anti,
+            dataset_size=batch_size, normalize_points=True, steps=steps, lr=lr, weight_decay=weight_decay,
+            optimizer="adamw", seed=fast_seed(seed), log_every=log_freq, backend=backend, device=self._device(),
+            progress=progress, compile=compile, init=self._to_fastsup(),
+            lr_schedule=schedule("DoubleDescentModel.optimize", lr_scale, steps),
+        )
+        with torch.no_grad():
+            self._from_fastsup(result.params)
+        points = dataset(result.config, self._device()).permute(2, 0, 1)  # [inst, feats, T] -> ARENA's [T, inst, feats]
+        return points, evaluate(result, split="train", device=self._device())
+
+
 # Methods that fast mode replaces by fastsup's fused equivalents, per class, as defined here (captured at
 # import, so that a method a notebook patches onto the class later is seen as not fastsup's).
 _FAST_METHOD_NAMES = (
@@ -514,7 +629,7 @@ _FAST_METHOD_NAMES = (
 )
 _FAST_METHODS = {
     cls: {name: getattr(cls, name) for name in _FAST_METHOD_NAMES}
-    for cls in (NeuronComputationModel, NeuronModel, ToyModel)
+    for cls in (DoubleDescentModel, NeuronComputationModel, NeuronModel, ToyModel)
 }
 
 # ARENA defines these as functions of the model before attaching them to its class; these are
@@ -545,20 +660,3 @@ def compute_dimensionality(W: torch.Tensor) -> torch.Tensor:
     dimensionality = metrics.feature_dimensionality(W.transpose(-1, -2))
     unlearned = (W == 0).all(dim=-2)
     return torch.where(unlearned, math.nan, dimensionality)
-
-
-# --- the double-descent section's schedules ------------------------------------------------
-# Warm-up length of anthropic_lr, a module constant as in ARENA (read at call time, so it can be changed).
-NUM_WARMUP_STEPS = 2500
-
-
-def linear_warmup_lr(step, steps):
-    """Rises linearly from 0 at step 0 to 1 at step ``steps``."""
-    return step / steps
-
-
-def anthropic_lr(step, steps):
-    """The paper's double-descent schedule: linear warm-up over ``NUM_WARMUP_STEPS``, then cosine decay to 0."""
-    if step < NUM_WARMUP_STEPS:
-        return linear_warmup_lr(step, NUM_WARMUP_STEPS)
-    return cosine_decay_lr(step - NUM_WARMUP_STEPS, steps - NUM_WARMUP_STEPS)

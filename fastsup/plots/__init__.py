@@ -5,9 +5,12 @@ state (see :mod:`fastsup.plots.features_2d`), so they work headless and are
 freed when dropped.
 """
 
+from .branches import plot_loss_branches
 from .dynamics import plot_learning_dynamics
 from .features_2d import plot_features_2d
+from .geometry import POLYTOPE_FRACTIONS, plot_feature_geometry
 from .norm_bars import plot_norm_bars
 from .phase import plot_phase_diagram
 
-__all__ = ["plot_features_2d", "plot_learning_dynamics", "plot_norm_bars", "plot_phase_diagram"]
+__all__ = ["POLYTOPE_FRACTIONS", "plot_feature_geometry", "plot_features_2d", "plot_learning_dynamics",
+           "plot_loss_branches", "plot_norm_bars", "plot_phase_diagram"]

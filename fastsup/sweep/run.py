@@ -84,7 +84,7 @@ def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | No
         raise ValueError(f"store {str(store)!r} holds another sweep (fingerprint {manifest['fingerprint'][:12]}…, "
                          f"this one {digest[:12]}…); use a new store, or the spec it was made with")
     groups, restarts = resolved.groups, sweep.restarts
-    steps = [TrainConfig(**g.shared, n_instances=1).steps for g in groups]
+    steps = [g.shared.get("steps", TrainConfig.steps) for g in groups]  # not a TrainConfig: its default p may not suit the groups
     checkpoint_steps = check_checkpoint_steps(checkpoint_steps, min(steps))
     if manifest is not None and manifest.get("checkpoint_steps", []) != list(checkpoint_steps):
         raise ValueError(f"store {str(store)!r} was trained with checkpoint_steps={manifest.get('checkpoint_steps', [])}"

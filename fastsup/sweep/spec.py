@@ -27,6 +27,8 @@ from ..config import TrainConfig, _as_float64, check_integer
 PER_INSTANCE_FIELDS = ("feature_probability", "importance", "lr", "weight_decay")
 PER_FEATURE_FIELDS = ("feature_probability", "importance")  # [P, n]; lr and weight decay are [P]
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+# Fields whose validation depends on the densities (DESIGN.md §3: an anticorrelated pair needs p <= 0.5).
+GROUPED_FIELDS = ("correlated_sets", "anticorrelated_pairs")
 _RESERVED = {"n_instances", "instance_ids"}  # the sweep sets these
 
 
@@ -217,7 +219,9 @@ def _group(points: list[dict], resolved: list[dict], members: list[int]) -> Grou
     first = resolved[members[0]]
     shared = {k: v for k, v in first.items() if k not in PER_INSTANCE_FIELDS}
     try:
-        base = TrainConfig(**shared, n_instances=1)  # the group's defaults (weight decay follows the optimizer)
+        # the group's defaults (weight decay follows the optimizer); without its feature groups, whose checks
+        # need the points' densities (an anticorrelated pair refuses the default density 1), checked just below
+        base = TrainConfig(**{k: v for k, v in shared.items() if k not in GROUPED_FIELDS}, n_instances=1)
         values = {}
         for name in PER_INSTANCE_FIELDS:
             default = getattr(base, name)  # a number: the fields no point sets keep TrainConfig's defaults

@@ -175,6 +175,19 @@ def test_group_configs_equal_each_points_own_config():
             assert torch.equal(config.weight_decay_tensor()[row], alone.weight_decay_tensor()[0])  # AdamW's default
 
 
+
+def test_a_density_axis_with_anticorrelated_pairs_resolves_and_trains(tmp_path):
+    """An anticorrelated pair needs p <= 0.5, so the group's defaults (p = 1) must not be checked with it."""
+    sweep = fastsup.Sweep(n_features=4, n_hidden=2, steps=3, batch_size=8, restarts=3,
+                          axes={"feature_probability": [0.3, 0.1]}, anticorrelated_pairs=[[0, 1]],
+                          correlated_sets=[[2, 3]])
+    (group,) = sweep.resolve().groups
+    assert group.values["feature_probability"][:, 0].tolist() == [0.3, 0.1]
+    assert len(fastsup.run_sweep(sweep, tmp_path / "store", progress=False).table) == 2 * 3
+    with pytest.raises(ValueError, match=r"sweep point \(feature_probability=0.7\).*needs feature_probability <= 0.5"):
+        fastsup.Sweep(n_features=2, n_hidden=1, axes={"feature_probability": [0.3, 0.7]},
+                      anticorrelated_pairs=[[0, 1]]).resolve()
+
 def test_a_first_run_killed_before_its_manifest_starts_again(tmp_path):
     store = tmp_path / "s"
     store.mkdir()
