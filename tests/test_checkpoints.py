@@ -55,6 +55,11 @@ def test_a_checkpoint_holds_the_parameters_after_its_steps_update(run, backend):
         assert torch.equal(result.checkpoints[run["steps"] - 1][name], value), name
 
 
+@pytest.mark.parametrize("backend", BACKENDS[:2])
+def test_checkpoints_of_full_batch_training_on_a_fixed_dataset(backend):
+    _assert_checkpoints_are_shorter_runs(dict(RUN, dataset_size=9, batch_size=9), backend)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_checkpoints_and_on_step_never_change_the_trained_weights(backend):
     plain = fastsup.train(**RUN, **backend)
