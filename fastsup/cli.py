@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--schedule", choices=_CLI_SCHEDULES, default="constant", help="lr schedule (default constant)")
     tr.add_argument("--warmup-steps", type=_nonnegative_int, default=0, metavar="N",
                     help="warmup steps of --schedule warmup_cosine (0 < N < steps)")
+    tr.add_argument("--checkpoint-steps", type=_nonnegative_int, nargs="+", default=(), metavar="S",
+                    help="also save the parameters after these steps' updates (increasing, each < --steps)")
     tr.add_argument("--out", required=True, metavar="DIR", help="folder to save the result into: new, empty, or a previous fastsup result (replaced)")
     _add_run_options(tr)
 
@@ -249,7 +251,8 @@ def _cmd_train(args) -> int:
         lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer, schedule=args.schedule,
         warmup_steps=args.warmup_steps, seed=args.seed,
     )
-    result = train(config, backend=args.backend, device=args.device, progress=args.progress, compile=args.compile)
+    result = train(config, backend=args.backend, device=args.device, progress=args.progress, compile=args.compile,
+                   checkpoint_steps=args.checkpoint_steps)
     path = result.save(args.out)
     print(f"result: {path}")
     losses = result.final_loss.double()

@@ -42,6 +42,19 @@ def check_integer(name: str, value, minimum: int) -> int:
     return as_int
 
 
+def check_checkpoint_steps(value, steps: int) -> tuple[int, ...]:
+    """Steps at which to keep the parameters: integers strictly increasing within ``[0, steps)``."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"checkpoint_steps must be a sequence of step indices, got {value!r}")
+    checked = tuple(check_integer("checkpoint_steps entries", s, 0) for s in value)
+    outside = [s for s in checked if s >= steps]
+    if outside:
+        raise ValueError(f"checkpoint_steps must lie in [0, steps) = [0, {steps}), got {outside[:5]}")
+    if any(b <= a for a, b in zip(checked, checked[1:])):
+        raise ValueError(f"checkpoint_steps must be strictly increasing (sorted, no repeats), got {list(checked)[:10]}")
+    return checked
+
+
 def _positive_int(name: str, value) -> int:
     return check_integer(name, value, 1)
 

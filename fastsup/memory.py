@@ -3,8 +3,8 @@
 The estimate counts what a run holds at once: the chunk's parameters,
 gradients and Adam moments on the training device; the batch and its
 temporaries for one step; the evaluation batch of one evaluation sub-chunk (``final_loss``);
-and on the CPU the gathered result (every instance's parameters and loss
-history).  It is an upper bound of the right order, not a prediction to the
+the chunk's checkpoint buffers; and on the CPU the gathered result (every
+instance's parameters, loss history and checkpoints).  It is an upper bound of the right order, not a prediction to the
 byte: a run that needs more than the memory available is refused with the
 argument to reduce, instead of being killed for memory (or failing after
 training, as a huge ``eval_batch_size`` would).
@@ -38,11 +38,12 @@ class MemoryEstimate:
     state: int  # parameters, gradients and two Adam moments of one chunk
     step: int  # one training step's batch temporaries of one chunk
     evaluation: int  # the final-loss evaluation batch of one chunk
-    result: int  # the gathered result on the CPU: all parameters and loss histories
+    checkpoints: int  # one chunk's checkpoint buffers (parameters at each checkpoint step)
+    result: int  # the gathered result on the CPU: all parameters, loss histories and checkpoints
 
     @property
     def device_bytes(self) -> int:
-        peak = self.state + max(self.step, self.evaluation)
+        peak = self.state + self.checkpoints + max(self.step, self.evaluation)
         return peak + (self.result if self.device.type == "cpu" else 0)
 
     @property
@@ -50,7 +51,7 @@ class MemoryEstimate:
         return self.device_bytes if self.device.type == "cpu" else self.result
 
 
-def estimate(config: TrainConfig, chunk: int, device: torch.device) -> MemoryEstimate:
+def estimate(config: TrainConfig, chunk: int, device: torch.device, n_checkpoints: int = 0) -> MemoryEstimate:
     I, n, m = config.n_instances, config.n_features, config.n_hidden
     chunk = min(chunk, I)
     per_instance_params = (2 * n * m if config.model == "abs" else n * m) + n
@@ -60,7 +61,9 @@ def estimate(config: TrainConfig, chunk: int, device: torch.device) -> MemoryEst
         state=4 * chunk * per_instance_params * FP32,
         step=chunk * width * config.batch_size * STEP_BYTES_PER_BATCH_ELEMENT,
         evaluation=min(chunk * width * config.eval_batch_size, eval_budget(device)) * EVAL_BYTES_PER_BATCH_ELEMENT,
-        result=2 * I * (per_instance_params + len(logged_steps(config)) + 1) * FP32,  # gathered and concatenated
+        checkpoints=n_checkpoints * chunk * per_instance_params * FP32,
+        # gathered and concatenated: parameters, checkpoints, loss history, final loss
+        result=2 * I * ((1 + n_checkpoints) * per_instance_params + len(logged_steps(config)) + 1) * FP32,
     )
 
 
@@ -85,10 +88,12 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.3g} GiB"
 
 
-def check_fits(config: TrainConfig, chunk: int, device: torch.device, available: int | None = None) -> MemoryEstimate:
+def check_fits(config: TrainConfig, chunk: int, device: torch.device, available: int | None = None,
+               n_checkpoints: int = 0) -> MemoryEstimate:
     """Raise a MemoryError naming what to reduce when the run cannot fit; return the estimate."""
-    need = estimate(config, chunk, device)
-    on_device = {"state": need.state, "step": need.step, "evaluation": need.evaluation}
+    need = estimate(config, chunk, device, n_checkpoints)
+    on_device = {"state": need.state, "step": need.step, "evaluation": need.evaluation,
+                 "checkpoints": need.checkpoints}
     checks = [(device, need.device_bytes, on_device if device.type != "cpu" else {**on_device, "result": need.result})]
     if device.type != "cpu":
         checks.append((torch.device("cpu"), need.cpu_bytes, {"result": need.result}))
@@ -101,7 +106,9 @@ def check_fits(config: TrainConfig, chunk: int, device: torch.device, available:
             "state": f"instance_chunk (now {chunk})",
             "step": f"instance_chunk (now {chunk}) or batch_size (now {config.batch_size})",
             "evaluation": f"eval_batch_size (now {config.eval_batch_size}) or instance_chunk (now {chunk})",
-            "result": f"n_instances (now {config.n_instances}; split the sweep with instance_ids) "
+            "checkpoints": f"checkpoint_steps (now {n_checkpoints}) or instance_chunk (now {chunk})",
+            "result": f"n_instances (now {config.n_instances}; split the sweep with instance_ids), "
+                      f"checkpoint_steps (now {n_checkpoints}) "
                       f"or the loss history ({len(logged_steps(config))} rows: raise log_every)",
         }[largest]
         raise MemoryError(

@@ -9,6 +9,13 @@ one complete result, old or new, and a load never pairs one save's config
 with another's tensors.  A save replaces only a previous fastsup result (or
 an empty folder); it leaves any other file in the folder alone, and writers
 of one folder take turns under a lock.
+
+The tensors file holds ``params.<name>``, ``loss_history``, ``loss_steps``,
+``final_loss``, the config's tensor-valued fields as ``config.<name>``, and,
+when the run kept checkpoints, ``checkpoint_steps`` (int64 ``[C]``) with
+``checkpoints.<name>`` (fp32 ``[C, *params[name].shape]``).  Results saved
+before checkpoints existed (format 1, and format 2 without those tensors)
+load with none.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from safetensors.torch import save_file
 
 from . import io
 from .backends.base import logged_steps
-from .config import TrainConfig
+from .config import TrainConfig, check_checkpoint_steps
 from .init import param_shapes
 
 META_FILE = "result.json"
@@ -43,7 +50,10 @@ class TrainResult:
     ``params``: ``W`` ``[I, n, m]`` (abs: ``W1`` ``[I, n, m]``, ``W2`` ``[I, m, n]``) and ``b`` ``[I, n]``;
     ``loss_history`` ``[R, I]`` is the training-batch loss at ``loss_steps`` ``[R]``;
     ``final_loss`` ``[I]`` is the loss of the final weights on an evaluation batch
-    never used in training.
+    never used in training.  ``checkpoint_steps`` ``[C]`` are the steps asked
+    for with ``train(checkpoint_steps=...)`` and ``checkpoint_params[name]``
+    ``[C, ...]`` the parameters after each one's update (``checkpoints`` gives
+    them by step; both empty when none were asked for).
     """
 
     config: TrainConfig
@@ -52,6 +62,14 @@ class TrainResult:
     loss_steps: torch.Tensor
     final_loss: torch.Tensor
     backend: str
+    checkpoint_steps: torch.Tensor = dataclasses.field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
+    checkpoint_params: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+
+    @property
+    def checkpoints(self) -> dict[int, dict[str, torch.Tensor]]:
+        """``{step: params}``: each checkpoint's parameters, shaped like ``params`` (views, not copies)."""
+        return {step: {name: value[row] for name, value in self.checkpoint_params.items()}
+                for row, step in enumerate(self.checkpoint_steps.tolist())}
 
     def _param(self, name: str) -> torch.Tensor:
         if name not in self.params:
@@ -107,6 +125,9 @@ class TrainResult:
         tensors = {f"params.{k}": v.detach().cpu().contiguous() for k, v in self.params.items()}
         tensors.update(loss_history=self.loss_history.contiguous(), loss_steps=self.loss_steps.contiguous(),
                        final_loss=self.final_loss.contiguous())
+        if len(self.checkpoint_steps):
+            tensors["checkpoint_steps"] = self.checkpoint_steps.contiguous()
+            tensors.update({f"checkpoints.{k}": v.contiguous() for k, v in self.checkpoint_params.items()})
         config_fields, config_tensors = self.config.to_parts()
         tensors.update({f"config.{name}": value.contiguous() for name, value in config_tensors.items()})
         config_fields.update({name: {"tensor": f"config.{name}"} for name in config_tensors})
@@ -302,4 +323,28 @@ def load(path) -> TrainResult:
         loss_steps=loss_steps,
         final_loss=_check_tensor(path, tensors, "final_loss", (config.n_instances,), torch.float32),
         backend=backend,
+        **_load_checkpoints(path, tensors, config, expected),
     )
+
+
+def _load_checkpoints(path: Path, tensors: dict, config: TrainConfig, shapes: dict) -> dict:
+    """``checkpoint_steps`` and ``checkpoint_params`` of a saved result (none in results saved without them)."""
+    names = [k for k in tensors if k.startswith("checkpoints.")]
+    if "checkpoint_steps" not in tensors:
+        if names:
+            raise _corrupt(path, f"has {names[0]} but no checkpoint_steps")
+        return {}
+    steps = tensors["checkpoint_steps"]
+    if steps.dtype != torch.int64 or steps.dim() != 1:
+        raise _corrupt(path, f"has checkpoint_steps of dtype {steps.dtype} and shape {list(steps.shape)}, "
+                             "expected int64 and one dimension")
+    try:
+        check_checkpoint_steps(steps.tolist(), config.steps)
+    except (TypeError, ValueError) as err:
+        raise _corrupt(path, f"has invalid {err}") from None
+    found = sorted(k.removeprefix("checkpoints.") for k in names)
+    if found != sorted(shapes):
+        raise _corrupt(path, f"has checkpoints of {found}, expected {sorted(shapes)} for model {config.model!r}")
+    return {"checkpoint_steps": steps, "checkpoint_params": {
+        name: _check_tensor(path, tensors, f"checkpoints.{name}", (len(steps), *shape), torch.float32)
+        for name, shape in shapes.items()}}

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .backends import default_chunk, resolve_backend, run_backend
 from .backends.base import RunOptions, StepInfo
-from .config import TrainConfig, check_integer
+from .config import TrainConfig, check_checkpoint_steps, check_integer
 from .functional import Params, lr_scales
 from .init import param_shapes
 from .memory import check_fits
@@ -79,6 +79,7 @@ def train(
     compile: bool | None = None,
     init: Params | None = None,
     on_step: Callable[[StepInfo], None] | None = None,
+    checkpoint_steps=(),
     lr_schedule=None,
     strategy: str = "auto",
     precision: str = "ieee",
@@ -97,8 +98,11 @@ def train(
     rounding with several, where BLAS may split reductions differently), ``compile`` (torch backend: None
     decides by the amount of work), ``init`` (starting parameters, e.g. a
     previous result's ``params``; default: the randomness contract's init),
-    ``on_step`` (called with a ``StepInfo`` after every step: for checkpoints
-    of learning dynamics; it costs a Python call per step), ``lr_schedule``
+    ``on_step`` (called with a ``StepInfo`` after every step; it costs a
+    Python call per step), ``checkpoint_steps`` (increasing step indices in
+    ``[0, steps)``: ``result.checkpoints[s]`` holds the parameters after step
+    ``s``'s update, recorded on the device without a Python call per step;
+    neither option changes the trained weights), ``lr_schedule``
     (any per-step lr multipliers, ``[steps]``: shorthand for
     ``schedule="custom", lr_multipliers=...``), ``strategy`` and
     ``precision`` (triton backend: "persistent"/"step" kernels, ``tl.dot``
@@ -117,13 +121,14 @@ def train(
     backend_name = resolve_backend(backend, torch_device, config)
     if backend_name != "triton" and (strategy != "auto" or precision != "ieee"):
         raise ValueError(f"strategy and precision choose triton kernels; backend {backend_name!r} has none")
+    checkpoint_steps = check_checkpoint_steps(checkpoint_steps, config.steps)
     if instance_chunk is None:
-        instance_chunk = default_chunk(backend_name, config, strategy)
+        instance_chunk = default_chunk(backend_name, config, strategy, len(checkpoint_steps))
     else:
         instance_chunk = check_integer("instance_chunk", instance_chunk, 1)
     if init is not None:
         init = _check_init(init, config)
-    check_fits(config, instance_chunk, torch_device)
+    check_fits(config, instance_chunk, torch_device, n_checkpoints=len(checkpoint_steps))
 
     scales = lr_scales(config.schedule, config.steps, config.warmup_steps, config.lr_multipliers).tolist()
     starts = range(0, config.n_instances, instance_chunk)
@@ -141,6 +146,7 @@ def train(
                 compiling=lambda: _compiling(bar),
                 strategy=strategy,
                 precision=precision,
+                checkpoint_steps=checkpoint_steps,
             )
             chunks.append(run_backend(backend_name, config.select(instances), torch_device, options))
     cpu = lambda tensors, dim: torch.cat([t.detach().cpu() for t in tensors], dim=dim)  # noqa: E731
@@ -151,6 +157,9 @@ def train(
         loss_steps=torch.tensor(chunks[0].loss_steps, dtype=torch.int64),
         final_loss=cpu([c.final_loss for c in chunks], 0),
         backend=backend_name,
+        checkpoint_steps=torch.tensor(checkpoint_steps, dtype=torch.int64),
+        checkpoint_params={name: cpu([c.checkpoints[name] for c in chunks], 1)
+                           for name in chunks[0].params} if checkpoint_steps else {},
     )
     n_diverged = int(result.diverged.sum())
     if n_diverged:

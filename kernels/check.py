@@ -81,7 +81,7 @@ from fastsup.kernels.block import MODEL_CODES, sample_block
 from fastsup.kernels.dispatch import plan_for
 from fastsup.kernels.persistent import persistent_run_args
 from fastsup.kernels.step import StepBuffers, n_batch_blocks, reduce_update_args, step_partials_args
-from fastsup.kernels.utils import KernelInputs, Moments
+from fastsup.kernels.utils import Checkpoints, KernelInputs, Moments
 
 # ---------------------------------------------------------------------------
 # what to compile
@@ -206,7 +206,8 @@ def launch_args(kernel: str, config: TrainConfig, plan) -> tuple[dict, int]:
     inputs = placeholder_inputs(config)
     moments = Moments(*[F32] * len(dataclasses.fields(Moments)))
     if kernel == "persistent_run":
-        return persistent_run_args(inputs, moments, F32, plan, 0, config.steps, config.log_every, 0)
+        checkpoints = Checkpoints(row=I64, enc=F32, dec=F32, b=F32, count=1)
+        return persistent_run_args(inputs, moments, F32, checkpoints, plan, 0, config.steps, config.log_every, 0)
     buffers = StepBuffers(moments, loss_part=F32, d_enc_part=F32, d_dec_part=F32, db_part=F32, loss=F32,
                           step_index=I64, n_blocks=n_batch_blocks(config.batch_size, plan))
     if kernel == "step_partials":

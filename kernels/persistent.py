@@ -7,6 +7,10 @@ memory but the loss history), then applies the update.  The schedule comes
 from per-step tables computed on the host once (lr multiplier and Adam bias
 corrections), the same fp32 numbers the torch backend uses.
 
+At the steps a ``Checkpoints`` table marks, the program also stores its
+updated parameters into the checkpoint buffers (a per-step table lookup,
+like the loss history's ``step % log_every``): checkpoints cost no launch.
+
 The same kernel also runs a window of steps (``step_start`` to ``step_stop``),
 reading and writing the Adam moments at its ends: ``PersistentStepper``
 launches it once per step so that ``on_step`` hooks see every step, with the
@@ -26,7 +30,7 @@ import triton.language as tl
 
 from fastsup.kernels.block import ABS, adam_tile, block_loss_grads, sample_block
 from fastsup.kernels.dispatch import Plan
-from fastsup.kernels.utils import KernelInputs, Moments, on_device
+from fastsup.kernels.utils import Checkpoints, KernelInputs, Moments, on_device
 
 # ---------------------------------------------------------------------------
 # kernel
@@ -55,6 +59,10 @@ def persistent_run_kernel(
     bc1_ptr,  # fp32 [n_steps]: 1 - beta1^(step+1)
     bc2_sqrt_ptr,  # fp32 [n_steps]: sqrt(1 - beta2^(step+1))
     history_ptr,  # fp32 [rows, I]: loss of the logged steps, row = logged index - history_row0
+    checkpoint_row_ptr,  # int64 [n_steps]: the checkpoint row of each step, -1 for none (Checkpoints)
+    checkpoint_enc_ptr,  # fp32 [C, I, n, m]: W (or W1) after the update of each checkpoint step
+    checkpoint_dec_ptr,  # fp32 [C, I, m, n]: W2 likewise (abs only)
+    checkpoint_b_ptr,  # fp32 [C, I, n]
     seed_lo,  # scalar: seed mod 2**32
     seed_hi,  # scalar: seed >> 32
     n_instances,  # scalar: I
@@ -161,6 +169,15 @@ def persistent_run_kernel(
         b, m_b, v_b = adam_tile(b, db, m_b, v_b, lr_t, wd, one_minus_beta1, beta2, one_minus_beta2, eps, bc1,
                                 bc2_sqrt, DECOUPLED)
 
+        checkpoint = tl.load(checkpoint_row_ptr + step)
+        if checkpoint >= 0:  # int64: C x I x n x m passes 2**31 for long log-spaced runs
+            instance_row = checkpoint * n_instances + k
+            checkpoint_mat = instance_row * n_features * n_hidden
+            tl.store(checkpoint_enc_ptr + checkpoint_mat + enc_offsets, enc, mask=nm_mask)
+            if MODEL == ABS:
+                tl.store(checkpoint_dec_ptr + checkpoint_mat + dec_offsets, dec, mask=mn_mask)
+            tl.store(checkpoint_b_ptr + instance_row * n_features + vec_offsets, b, mask=f_mask)
+
     # The store addresses are formed here from bases the compiler cannot
     # prove equal to the loads' (instance ids are < 2**32, so instance >> 32
     # is 0): reusing the loads' 64-bit address tiles kept them live across
@@ -187,8 +204,8 @@ def persistent_run_kernel(
 # ---------------------------------------------------------------------------
 
 
-def persistent_run_args(inputs: KernelInputs, moments: Moments, history, plan: Plan, step_start: int,
-                        step_stop: int, log_every: int, history_row0: int) -> tuple[dict, int]:
+def persistent_run_args(inputs: KernelInputs, moments: Moments, history, checkpoints: Checkpoints, plan: Plan,
+                        step_start: int, step_stop: int, log_every: int, history_row0: int) -> tuple[dict, int]:
     """``persistent_run_kernel``'s arguments by name, and its num_warps (the launcher's and the compile check's)."""
     i = inputs
     args = dict(
@@ -196,7 +213,8 @@ def persistent_run_args(inputs: KernelInputs, moments: Moments, history, plan: P
         m_dec_ptr=moments.m_dec, v_dec_ptr=moments.v_dec, m_b_ptr=moments.m_b, v_b_ptr=moments.v_b,
         p_ptr=i.p, inv_p_ptr=i.inv_p, imp_ptr=i.importance, lr_ptr=i.lr, wd_ptr=i.weight_decay,
         ids_ptr=i.instance_ids, scale_ptr=i.scale, bc1_ptr=i.bias_correction1, bc2_sqrt_ptr=i.bias_correction2_sqrt,
-        history_ptr=history, seed_lo=i.seed_lo, seed_hi=i.seed_hi, n_instances=i.n_instances,
+        history_ptr=history, checkpoint_row_ptr=checkpoints.row, checkpoint_enc_ptr=checkpoints.enc,
+        checkpoint_dec_ptr=checkpoints.dec, checkpoint_b_ptr=checkpoints.b, seed_lo=i.seed_lo, seed_hi=i.seed_hi, n_instances=i.n_instances,
         n_features=i.n_features, n_hidden=i.n_hidden, batch_size=i.batch_size, step_start=step_start,
         step_stop=step_stop, n_steps=i.steps, log_every=log_every, history_row0=history_row0,
         one_minus_beta1=i.one_minus_beta1, beta2=i.beta2, one_minus_beta2=i.one_minus_beta2, eps=i.eps,
@@ -212,13 +230,14 @@ def _launch(args: dict, num_warps: int, inputs: KernelInputs) -> None:
         persistent_run_kernel[(inputs.n_instances,)](**args, num_warps=num_warps)
 
 
-def persistent_run(inputs: KernelInputs, plan: Plan, n_logged: int) -> torch.Tensor:
+def persistent_run(inputs: KernelInputs, plan: Plan, n_logged: int, checkpoints: Checkpoints) -> torch.Tensor:
     """Train every instance of ``inputs`` for the whole run in one launch (parameters updated in place).
 
-    Returns the loss history ``[n_logged, I]``: every ``log_every``-th step and the last.
+    Returns the loss history ``[n_logged, I]``: every ``log_every``-th step and
+    the last; the kernel also fills ``checkpoints`` at their steps.
     """
     history = torch.empty(n_logged, inputs.n_instances, dtype=torch.float32, device=inputs.enc.device)
-    args, num_warps = persistent_run_args(inputs, Moments.zeros(inputs), history, plan, 0, inputs.steps,
+    args, num_warps = persistent_run_args(inputs, Moments.zeros(inputs), history, checkpoints, plan, 0, inputs.steps,
                                           inputs.log_every, 0)
     _launch(args, num_warps, inputs)
     return history
@@ -229,17 +248,20 @@ class PersistentStepper:
 
     For ``on_step`` hooks: the same binary, batch blocks and summation order
     as ``persistent_run``, so the weights are bit-identical with or without a hook.
+    The kernel stores no checkpoints here: the step loop copies them between launches.
     """
 
     def __init__(self, inputs: KernelInputs, plan: Plan):
         self.inputs, self.plan = inputs, plan
         self.moments = Moments.zeros(inputs)
+        self.no_checkpoints = Checkpoints.at(inputs)
         self.params = inputs.params()
 
     def step(self, step: int, lr_scale: float) -> torch.Tensor:
         """Train step ``step`` (its lr comes from the kernel's schedule table); returns a fresh ``[I]`` loss."""
         loss = torch.empty(1, self.inputs.n_instances, dtype=torch.float32, device=self.inputs.enc.device)
         # log_every 1 makes every step a logged one, stored in row 0 of ``loss``
-        args, num_warps = persistent_run_args(self.inputs, self.moments, loss, self.plan, step, step + 1, 1, step)
+        args, num_warps = persistent_run_args(self.inputs, self.moments, loss, self.no_checkpoints, self.plan, step,
+                                              step + 1, 1, step)
         _launch(args, num_warps, self.inputs)
         return loss[0]

@@ -84,6 +84,41 @@ class Moments:
         return cls(zeros(I, n, m), zeros(I, n, m), zeros(*dec), zeros(*dec), zeros(I, n), zeros(I, n))
 
 
+@dataclasses.dataclass
+class Checkpoints:
+    """Where the persistent kernel keeps the parameters of chosen steps, after their update.
+
+    ``row[step]`` is the checkpoint row of ``step`` or -1: a per-step table like
+    the schedule's, so the kernel decides with one load per step, never a host call.
+    The buffers have at least one row (a launch needs real pointers); the first
+    ``count`` rows are the checkpoints.
+    """
+
+    row: torch.Tensor  # int64 [steps]
+    enc: torch.Tensor  # fp32 [max(C, 1), I, n, m]: W (or W1)
+    dec: torch.Tensor  # fp32 [max(C, 1), I, m, n]: W2 (abs), else 1 element
+    b: torch.Tensor  # fp32 [max(C, 1), I, n]
+    count: int  # C
+
+    @classmethod
+    def at(cls, inputs: KernelInputs, steps=()) -> "Checkpoints":
+        """Buffers for the checkpoints of ``steps`` (increasing step indices; none: the kernel stores nothing)."""
+        I, n, m, device = inputs.n_instances, inputs.n_features, inputs.n_hidden, inputs.enc.device
+        row = torch.full((inputs.steps,), -1, dtype=torch.int64)
+        row[list(steps)] = torch.arange(len(steps), dtype=torch.int64)
+        rows = max(len(steps), 1)
+        empty = lambda *shape: torch.empty(shape, dtype=torch.float32, device=device)  # noqa: E731
+        dec = empty(rows, I, m, n) if inputs.abs_model else empty(1)
+        return cls(row.to(device), empty(rows, I, n, m), dec, empty(rows, I, n), len(steps))
+
+    def params(self, abs_model: bool) -> dict:
+        """The checkpoints ``[C, I, ...]`` by parameter name, as ``KernelInputs.params`` names them."""
+        C = self.count
+        if abs_model:
+            return {"W1": self.enc[:C], "W2": self.dec[:C], "b": self.b[:C]}
+        return {"W": self.enc[:C], "b": self.b[:C]}
+
+
 def on_device(tensor: torch.Tensor):
     """The context every launch runs in: triton launches on the *current* CUDA device, not the tensors'.
 

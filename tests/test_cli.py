@@ -118,6 +118,15 @@ def test_train_per_instance_probability_when_instances_equal_features(tmp_path):
     assert torch.equal(p[:, 0:1].expand(3, 3), p)
 
 
+def test_train_saves_the_checkpoints_asked_for(tmp_path):
+    argv = ["train", "--features", "3", "--hidden", "2", "--instances", "2", "--steps", "5", "--batch-size", "4",
+            "--checkpoint-steps", "1", "4", "--out", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0
+    result = fastsup.load(tmp_path)
+    assert result.checkpoint_steps.tolist() == [1, 4]
+    assert torch.equal(result.checkpoints[4]["W"], result.W)  # the last step's update gives the final weights
+
+
 @pytest.mark.parametrize(
     "args, names",
     [
@@ -129,6 +138,8 @@ def test_train_per_instance_probability_when_instances_equal_features(tmp_path):
         pytest.param(["--lr", "nan"], "--lr", id="nan-lr"),
         pytest.param(["--model", "mlp"], "--model", id="unknown-model"),
         pytest.param(["--steps", "0"], "--steps", id="steps-0"),
+        pytest.param(["--checkpoint-steps", "1", "2"], "checkpoint_steps", id="checkpoint-past-the-end"),
+        pytest.param(["--checkpoint-steps", "1", "0"], "checkpoint_steps", id="checkpoints-unsorted"),
     ],
 )
 def test_train_bad_input_exits_2(tmp_path, capsys, args, names):

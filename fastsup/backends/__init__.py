@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
 
 from ..config import BACKENDS, TrainConfig
+from ..init import param_shapes
 from .base import RawRun, RunOptions, logged_steps
 
 
@@ -55,23 +57,24 @@ def resolve_backend(name: str, device: torch.device, config: TrainConfig) -> str
 #   ``triton_backend.STATE_ELEMENTS`` (parameters, moments, partial gradients);
 # * the loss history of the logged steps, which the step loop holds twice
 #   (one [chunk] tensor per logged step, then their stack), under
-#   HISTORY_ELEMENTS (256 MiB);
+#   HISTORY_ELEMENTS (256 MiB), and so are the chunk's checkpoint buffers;
 # * evaluation does not grow with the chunk: ``base.evaluate`` runs it in
 #   sub-chunks whose batch fits ``base.EVAL_ELEMENTS``.
 BATCH_ELEMENTS = 1 << 24
 HISTORY_ELEMENTS = 1 << 26
 
 
-def default_chunk(name: str, config: TrainConfig, strategy: str = "auto") -> int:
+def default_chunk(name: str, config: TrainConfig, strategy: str = "auto", n_checkpoints: int = 0) -> int:
     """Instances trained at once when the caller does not say: bounds device memory, never changes results."""
     history = 2 * len(logged_steps(config))
+    checkpoints = n_checkpoints * sum(math.prod(shape[1:]) for shape in param_shapes(config).values())
     if name == "triton":
         from .triton_backend import chunk_limit
 
         limit = chunk_limit(config, strategy)
     else:
         limit = BATCH_ELEMENTS // (config.batch_size * max(config.n_features, config.n_hidden))
-    return max(1, min(config.n_instances, limit, HISTORY_ELEMENTS // history))
+    return max(1, min(config.n_instances, limit, HISTORY_ELEMENTS // max(history, checkpoints)))
 
 
 def run_backend(name: str, config: TrainConfig, device: torch.device, options: RunOptions) -> RawRun:

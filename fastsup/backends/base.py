@@ -47,6 +47,7 @@ class RunOptions:
     compiling: Callable[[], ContextManager] = contextlib.nullcontext  # entered while a step compiles (progress bar)
     strategy: str = "auto"  # triton backend: "auto", "persistent" or "step"
     precision: str = "ieee"  # triton backend: tl.dot input precision ("tf32" is an opt-in)
+    checkpoint_steps: tuple[int, ...] = ()  # steps after whose update the parameters are kept (increasing)
 
 
 @dataclasses.dataclass
@@ -57,6 +58,12 @@ class RawRun:
     loss_history: torch.Tensor  # [R, I]: training-batch loss at loss_steps
     loss_steps: list[int]  # [R]
     final_loss: torch.Tensor  # [I]: loss of the final weights on the evaluation batch
+    checkpoints: Params  # [C, I, ...] per parameter: its values after the update of each checkpoint step
+
+
+def checkpoint_buffers(params: Params, n_checkpoints: int) -> Params:
+    """Room for ``n_checkpoints`` copies of ``params``: ``[C, *shape]`` per parameter, on their device."""
+    return {name: value.new_empty((n_checkpoints, *value.shape)) for name, value in params.items()}
 
 
 class StepTrainer(Protocol):
@@ -146,11 +153,16 @@ def run_steps(trainer: StepTrainer, config: TrainConfig, spec: DataSpec, options
     history = []
     device = next(iter(trainer.params.values())).device
     base_lr = config.lr_tensor().to(device) if options.on_step else None
+    checkpoints = checkpoint_buffers(trainer.params, len(options.checkpoint_steps))
+    checkpoint_row = {step: row for row, step in enumerate(options.checkpoint_steps)}
     report_every, reported = 100, 0
     for step in range(config.steps):
         loss = trainer.step(step, options.scales[step])
         if step in is_logged:
             history.append(loss.detach().clone())
+        if step in checkpoint_row:
+            for name, value in trainer.params.items():
+                checkpoints[name][checkpoint_row[step]].copy_(value)
         if options.on_step is not None:
             options.on_step(StepInfo(step, trainer.params, loss, base_lr * options.scales[step], options.instances))
         if step + 1 - reported == report_every or step + 1 == config.steps:
@@ -161,4 +173,5 @@ def run_steps(trainer: StepTrainer, config: TrainConfig, spec: DataSpec, options
         loss_history=torch.stack(history),
         loss_steps=logged,
         final_loss=evaluate(trainer.params, config, spec),
+        checkpoints=checkpoints,
     )

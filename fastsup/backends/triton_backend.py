@@ -90,6 +90,7 @@ def run(config: TrainConfig, device, options: RunOptions) -> RawRun:
     from fastsup.kernels.dispatch import plan_for
     from fastsup.kernels.persistent import PersistentStepper, persistent_run
     from fastsup.kernels.step import FusedStepTrainer
+    from fastsup.kernels.utils import Checkpoints
 
     reason = unsupported_reason(config)
     if reason:
@@ -104,7 +105,9 @@ def run(config: TrainConfig, device, options: RunOptions) -> RawRun:
     if options.on_step is not None:
         return run_steps(PersistentStepper(inputs, plan), config, spec, options)
     steps = logged_steps(config)
-    history = persistent_run(inputs, plan, len(steps))
+    checkpoints = Checkpoints.at(inputs, options.checkpoint_steps)
+    history = persistent_run(inputs, plan, len(steps), checkpoints)
     options.progress(config.steps)
     return RawRun(params=inputs.params(), loss_history=history, loss_steps=steps,
-                  final_loss=evaluate(inputs.params(), config, spec))
+                  final_loss=evaluate(inputs.params(), config, spec),
+                  checkpoints=checkpoints.params(inputs.abs_model))

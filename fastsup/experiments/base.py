@@ -208,6 +208,9 @@ class Experiment:
             ``stem.svg`` (use the experiment's name as the stem of its main figure).
         numbers: ``numbers(outcome, table) -> dict`` of JSON values: the headline numbers, saved in
             ``NAME.json`` beside the scale, settings and variant specs.
+        train_options: optional ``train_options(settings, variants) -> {label: keywords}``: what a
+            variant's training needs beyond its config, ``checkpoint_steps`` (configs and sweeps)
+            and ``init`` (configs); the runner passes them to ``train`` / ``run_sweep``.
     """
 
     name: str
@@ -218,6 +221,7 @@ class Experiment:
     analysis: Callable[[Outcome], Any]
     figures: Callable[[Outcome, Any], Mapping[str, Any]]
     numbers: Callable[[Outcome, Any], dict] = measures_per_result
+    train_options: Callable[[Settings, Mapping[str, Variant]], Mapping[str, dict]] | None = None
 
     def __post_init__(self):
         if set(self.scales) != set(SCALES):

@@ -160,14 +160,16 @@ def run_experiment(
     for label, store in sweep_dirs.items():
         _check_sweep_store(store, variants[label])
 
+    options = experiment.train_options(settings, variants) if experiment.train_options else {}
     trained = {}
     for label, variant in variants.items():
         if isinstance(variant, TrainConfig):
             trained[label] = train(variant, backend=settings.backend, device=settings.device, progress=progress,
-                                   compile=compile, instance_chunk=instance_chunk)
+                                   compile=compile, instance_chunk=instance_chunk, **options.get(label, {}))
         else:
             trained[label] = run_sweep(variant, sweep_dirs[label], executor=executor, backend=settings.backend,
-                                       device=settings.device, instance_chunk=instance_chunk, progress=progress)
+                                       device=settings.device, instance_chunk=instance_chunk, progress=progress,
+                                       **options.get(label, {}))
     outcome = Outcome(experiment, scale, settings, variants, trained)
     return _write_outputs(experiment, outcome, out_dir, result_dirs, sweep_dirs)
 

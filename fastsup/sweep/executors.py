@@ -21,14 +21,17 @@ from .plan import Chunk
 EXECUTORS = ("local", "ray")
 
 
-def train_chunk(config: TrainConfig, backend: str, device: str, compile: bool | None, threads: int | None = None):
+def train_chunk(config: TrainConfig, backend: str, device: str, compile: bool | None, threads: int | None = None,
+                checkpoint_steps: tuple[int, ...] = ()):
     """Train one chunk; return its tensors for the store and the backend that ran it."""
     from ..train import train
 
     if threads is not None:
         torch.set_num_threads(threads)
-    result = train(config, backend=backend, device=device, compile=compile, progress=False)
+    result = train(config, backend=backend, device=device, compile=compile, progress=False,
+                   checkpoint_steps=checkpoint_steps)
     tensors = {f"params.{k}": v for k, v in result.params.items()}
+    tensors.update({f"checkpoints.{k}": v for k, v in result.checkpoint_params.items()})
     tensors.update(final_loss=result.final_loss, loss_history=result.loss_history, loss_steps=result.loss_steps,
                    instance_ids=config.instance_id_tensor())
     return tensors, result.backend
@@ -37,13 +40,15 @@ def train_chunk(config: TrainConfig, backend: str, device: str, compile: bool | 
 Work = list[tuple[Chunk, TrainConfig, bool | None]]  # each pending chunk, its config, the compile decision
 
 
-def run_local(work: Work, backend: str, device: torch.device, **_) -> Iterator:
+def run_local(work: Work, backend: str, device: torch.device, *, checkpoint_steps: tuple[int, ...] = (),
+              **_) -> Iterator:
     for chunk, config, compile in work:
-        yield (chunk, *train_chunk(config, backend, str(device), compile))
+        threads = None  # this process's own
+        yield (chunk, *train_chunk(config, backend, str(device), compile, threads, checkpoint_steps))
 
 
 def run_ray(work: Work, backend: str, device: torch.device, *,
-            address: str | None = None) -> Iterator:
+            address: str | None = None, checkpoint_steps: tuple[int, ...] = ()) -> Iterator:
     try:
         import ray
     except ImportError:
@@ -54,7 +59,7 @@ def run_ray(work: Work, backend: str, device: torch.device, *,
     resources = {"num_gpus": 1} if device.type == "cuda" else {"num_cpus": threads}
     task = ray.remote(train_chunk).options(**resources)
     device_name = "cuda" if device.type == "cuda" else str(device)
-    pending = {task.remote(config, backend, device_name, compile, threads): chunk for chunk, config, compile in work}
+    pending = {task.remote(config, backend, device_name, compile, threads, checkpoint_steps): chunk for chunk, config, compile in work}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         chunk = pending.pop(ready[0])

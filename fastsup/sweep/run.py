@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from .. import io, metrics
 from ..backends import default_chunk, resolve_backend
 from ..backends.torch_backend import compile_pays
-from ..config import TrainConfig, check_integer
+from ..config import TrainConfig, check_checkpoint_steps, check_integer
 from ..result import nonfinite_at_end
 from ..train import resolve_device
 from . import store as stores
@@ -57,7 +57,7 @@ def _compile_decisions(groups, restarts, chunks, backend, device, compile) -> li
 
 def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | None = None, resume: bool = True,
               backend: str = "auto", device=None, instance_chunk: int | None = None, compile: bool | None = None,
-              progress: bool = True) -> "SweepResult":
+              progress: bool = True, checkpoint_steps=()) -> "SweepResult":
     """Train every (point, restart) of ``sweep`` into the folder ``store`` and return its table.
 
     An existing store of the same sweep is continued (``resume=True``): only
@@ -68,6 +68,9 @@ def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | No
     initialised: None starts a local cluster); results are bit-identical to
     ``"local"``.  ``compile`` (torch backend): None compiles the step when the
     sweep's work pays for the compile, whatever the chunk size.
+    ``checkpoint_steps`` (as in ``train``, within every point's steps) keeps
+    every model's parameters at those steps: ``SweepResult.checkpoints(rows)``;
+    a store remembers them, and resuming it with other steps is an error.
     """
     if not isinstance(sweep, Sweep):
         raise TypeError(f"sweep must be a fastsup.Sweep, got {type(sweep).__name__}")
@@ -81,12 +84,18 @@ def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | No
         raise ValueError(f"store {str(store)!r} holds another sweep (fingerprint {manifest['fingerprint'][:12]}…, "
                          f"this one {digest[:12]}…); use a new store, or the spec it was made with")
     groups, restarts = resolved.groups, sweep.restarts
+    steps = [g.shared.get("steps", TrainConfig.steps) for g in groups]  # not a TrainConfig: its default p may not suit the groups
+    checkpoint_steps = check_checkpoint_steps(checkpoint_steps, min(steps))
+    if manifest is not None and manifest.get("checkpoint_steps", []) != list(checkpoint_steps):
+        raise ValueError(f"store {str(store)!r} was trained with checkpoint_steps={manifest.get('checkpoint_steps', [])}"
+                         f", not {list(checkpoint_steps)}; resume it with those, or use a new store")
     store.mkdir(parents=True, exist_ok=True)
     with io.folder_lock(store, blocking=False):
         io.remove_stale_temporaries(store)
         if manifest is None:
             sizes = _chunk_sizes(groups, restarts, backend, torch_device, instance_chunk)
-            manifest = stores.write_plan(store, resolved.spec, digest, groups, plan_chunks(groups, restarts, sizes))
+            manifest = stores.write_plan(store, resolved.spec, digest, groups, plan_chunks(groups, restarts, sizes),
+                                         checkpoint_steps)
         chunks = stores.planned_chunks(manifest)
         (store / stores.CHUNKS).mkdir(exist_ok=True)
         io.remove_stale_temporaries(store / stores.CHUNKS)
@@ -95,14 +104,14 @@ def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | No
             raise ValueError(f"store {str(store)!r} already has {sum(done)} finished chunks and resume=False; "
                              "use a new store to start over")
         compiles = _compile_decisions(groups, restarts, chunks, backend, torch_device, compile)
-        steps = [g.shared.get("steps", TrainConfig.steps) for g in groups]  # not a TrainConfig: its default p may not suit the groups
         work_of = lambda chunk: (chunk.stop - chunk.start) * steps[chunk.group]  # noqa: E731
         with tqdm(total=sum(map(work_of, chunks)), disable=not progress, unit="model·step", unit_scale=True,
                   desc=f"sweep {sum(len(g.points) for g in groups)} points × {restarts} restarts") as bar:
             bar.update(sum(work_of(c) for c, d in zip(chunks, done) if d))
             work = [(chunk, chunk_config(groups[chunk.group], restarts, chunk), compiles[chunk.group])
                     for chunk, is_done in zip(chunks, done) if not is_done]
-            for chunk, tensors, backend_name in run_chunks(work, backend, torch_device, address=address):
+            for chunk, tensors, backend_name in run_chunks(work, backend, torch_device, address=address,
+                                                           checkpoint_steps=checkpoint_steps):
                 stores.write_chunk(store, chunk, tensors, backend_name)
                 bar.update(work_of(chunk))
         out = SweepResult(store)
@@ -188,6 +197,20 @@ class SweepResult:
 
     def params(self, rows) -> dict[str, torch.Tensor]:
         """The trained tensors of ``rows`` (a DataFrame of this table, or row labels), first dim following rows."""
+        return self._gather(rows, "params.")
+
+    @property
+    def checkpoint_steps(self) -> list[int]:
+        """The steps ``run_sweep(checkpoint_steps=...)`` kept (none in stores written without)."""
+        return list(self.manifest.get("checkpoint_steps", []))
+
+    def checkpoints(self, rows) -> dict[int, dict[str, torch.Tensor]]:
+        """``{step: tensors}`` of ``rows`` at each checkpoint step, each shaped like ``params(rows)``."""
+        stacked = self._gather(rows, "checkpoints.", row_dim=1)
+        return {step: {name: value[c] for name, value in stacked.items()} for c, step in enumerate(self.checkpoint_steps)}
+
+    def _gather(self, rows, prefix: str, row_dim: int = 0) -> dict[str, torch.Tensor]:
+        """The chunk tensors named ``prefix<name>`` of ``rows``, whose rows lie along ``row_dim``, stacked there."""
         labels = list(rows.index) if hasattr(rows, "index") and hasattr(rows, "columns") else list(rows)
         table = self.table
         missing = [label for label in labels if label not in table.index]
@@ -201,12 +224,12 @@ class SweepResult:
             if name not in loaded:
                 loaded[name] = stores.read_chunk(self.store, by_chunk[name])
             for key, value in loaded[name].items():
-                if key.startswith("params."):
-                    out.setdefault(key.removeprefix("params."), []).append(value[int(i)])
+                if key.startswith(prefix):
+                    out.setdefault(key.removeprefix(prefix), []).append(value.select(row_dim, int(i)))
         shapes = {k: {tuple(t.shape) for t in v} for k, v in out.items()}
         if any(len(s) > 1 for s in shapes.values()) or len({len(v) for v in out.values()}) > 1:
             raise ValueError(f"rows span models of different shapes ({shapes}); select rows of one shape")
-        return {k: torch.stack(v) for k, v in out.items()}
+        return {k: torch.stack(v, dim=row_dim) for k, v in out.items()}
 
 
 def load_sweep(store) -> SweepResult:

@@ -2,7 +2,8 @@
 
     manifest.json            the spec, each group's shared fields, the fingerprint, the chunk plan, versions
     points.safetensors       each group's points and per-point values (g000.points, g000.importance, ...)
-    chunks/<chunk>.safetensors   params.*, final_loss, loss_history, instance_ids of one chunk
+    chunks/<chunk>.safetensors   params.*, final_loss, loss_history, instance_ids of one chunk, and
+                                 checkpoints.* ([C, rows, ...]) when the manifest's checkpoint_steps has C steps
     table.parquet            one row per (point, restart), written when every chunk is done
 
 Every file goes through :func:`fastsup.io.atomic_path`, so a chunk file is
@@ -52,7 +53,8 @@ def check_store(path: Path) -> dict | None:
     return manifest
 
 
-def write_plan(store: Path, spec: dict, fingerprint: str, groups: list[Group], chunks: list[Chunk]) -> dict:
+def write_plan(store: Path, spec: dict, fingerprint: str, groups: list[Group], chunks: list[Chunk],
+               checkpoint_steps: tuple[int, ...] = ()) -> dict:
     """Write the points file, then the manifest (last: its presence marks a planned store); return it."""
     tensors = {}
     for g, group in enumerate(groups):
@@ -65,6 +67,7 @@ def write_plan(store: Path, spec: dict, fingerprint: str, groups: list[Group], c
         "torch_version": torch.__version__, "fingerprint": fingerprint, "spec": spec,
         "groups": [{"shared": group.shared, "points": len(group.points)} for group in groups],
         "chunks": [dataclasses.asdict(c) for c in chunks],
+        "checkpoint_steps": list(checkpoint_steps),  # absent in stores written before checkpoints: none
     }
     io.write_json_atomic(store / MANIFEST, manifest)
     return manifest
