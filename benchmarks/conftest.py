@@ -84,5 +84,5 @@ def pytest_terminal_summary(terminalreporter):
     for label, (seconds, model_steps) in SWEEPS.items():
         first = next(iter(seconds.values()))
         cells = [f"{name}: {value:7.1f} s, {model_steps / value:9.0f} models·steps/s"
-                 + (f" ({value / first:4.1f}x slower)" if value is not first else "") for name, value in seconds.items()]
+                 + (f" (takes {value / first:.1f}x as long)" if value is not first else "") for name, value in seconds.items()]
         write(f"  {label}: " + "; ".join(cells))
