@@ -6,7 +6,8 @@ freed when dropped.
 """
 
 from .features_2d import plot_features_2d
+from .lines import plot_lines
 from .norm_bars import plot_norm_bars
 from .phase import plot_phase_diagram
 
-__all__ = ["plot_features_2d", "plot_norm_bars", "plot_phase_diagram"]
+__all__ = ["plot_features_2d", "plot_lines", "plot_norm_bars", "plot_phase_diagram"]
