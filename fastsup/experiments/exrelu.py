@@ -107,8 +107,9 @@ def figures(outcome: Outcome, table: pd.DataFrame):
     if outcome.settings.n_hidden == 2:  # the seed's Figure 2: each variant's feature directions per density
         for label in VARIANTS:
             result = outcome.result(label)
+            title = f"exrelu, {label}: {variant_title(outcome.variants[label])}"
             out[f"exrelu-{label}"] = plot_features_2d(result.encoder, titles=density_titles(result.config),
-                                                      suptitle=f"exrelu, {label}: {variant_title(outcome.variants[label])}")
+                                                      suptitle=title)
     return out
 
 

@@ -76,7 +76,7 @@ def adversarial_loss(result, *, radius: float = DEFAULT_RADIUS, target: str = "i
     objective) or ``"interference"`` ([KG]'s unnormalised cᵢ).
     """
     from ..backends.base import model_spec  # the backends import the metrics package: import on use
-    from ..functional import forward, loss_per_instance
+    from ..functional import forward
 
     _check_tied(result)
     if target not in ATTACK_TARGETS:

@@ -50,8 +50,8 @@ def plot_neuron_stacks(W, *, titles: Sequence[str] | None = None, suptitle: str 
     fig = Figure(figsize=(cols * ax_size + 0.6, rows * ax_size * 1.1 + 0.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     colours = colormaps["viridis"](np.linspace(0.0, 0.95, n))
-    limit = max(1.0, float(np.nanmax(np.concatenate([np.clip(weights, 0, None).sum(1), -np.clip(weights, None, 0).sum(1)]),
-                                     initial=0.0))) * 1.05
+    stacked = np.concatenate([np.clip(weights, 0, None).sum(1), -np.clip(weights, None, 0).sum(1)])  # bar heights
+    limit = max(1.0, float(np.nanmax(stacked, initial=0.0))) * 1.05  # one scale for every subplot
     for k, ax in enumerate(axes):
         if k >= I:
             fig.delaxes(ax)

@@ -86,7 +86,8 @@ def test_paper_scale_is_the_code_companions():
     for sweep in variants.values():
         points = [sweep.point_fields(point) for point in sweep.points()]
         assert len(points) == 40 and sweep.restarts == 5
-        assert {(p["steps"], p["batch_size"], p["lr"], p["eval_batch_size"]) for p in points} == {(10_000, 128, 1e-3, 10_000)}
+        assert {(p["steps"], p["batch_size"], p["lr"], p["eval_batch_size"]) for p in points} == \
+            {(10_000, 128, 1e-3, 10_000)}
         np.testing.assert_allclose([1 - p["feature_probability"] for p in points], 1 - 1 / np.linspace(1, 10, 40))
 
 
