@@ -4,11 +4,17 @@
 * :mod:`.phases`: a feature's phase (not represented / dedicated / superposition) on
   trained weights, and the n→n−1 theory's candidate losses and closed-form phase;
 * :mod:`.polytopes`: the polytope a small group of features forms;
-* :mod:`.pairs`: how the two features of a pair relate (orthogonal, antipodal, collapsed).
+* :mod:`.pairs`: how the two features of a pair relate (orthogonal, antipodal, collapsed);
+* :mod:`.attacks`: adversarial loss and vulnerability along a model's own interference directions;
+* :mod:`.neurons`: how monosemantic each hidden neuron of a privileged basis is.
 
 Everything is importable from ``fastsup.metrics`` directly.
 """
 
+from .attacks import *  # noqa: F401,F403
+from .attacks import __all__ as _attacks_all
+from .neurons import *  # noqa: F401,F403
+from .neurons import __all__ as _neurons_all
 from .pairs import *  # noqa: F401,F403
 from .pairs import __all__ as _pairs_all
 from .phases import *  # noqa: F401,F403
@@ -19,4 +25,5 @@ from .weights import *  # noqa: F401,F403
 from .weights import REPRESENTED_THRESHOLD, _as_weights  # noqa: F401  (plots validate W with the same check)
 from .weights import __all__ as _weights_all
 
-__all__ = [*_weights_all, "REPRESENTED_THRESHOLD", *_phases_all, *_polytopes_all, *_pairs_all]
+__all__ = [*_weights_all, "REPRESENTED_THRESHOLD", *_phases_all, *_polytopes_all, *_pairs_all, *_attacks_all,
+           *_neurons_all]

@@ -11,9 +11,11 @@ from .features_2d import plot_features_2d
 from .geometry import POLYTOPE_FRACTIONS, plot_feature_geometry
 from .gram_and_norms import plot_gram_and_norms
 from .heatmaps import plot_gram_heatmaps
+from .lines import plot_lines
+from .neuron_stacks import plot_neuron_stacks
 from .norm_bars import plot_norm_bars
 from .phase import plot_phase_diagram
 
 __all__ = ["POLYTOPE_FRACTIONS", "plot_feature_geometry", "plot_features_2d", "plot_gram_and_norms",
-           "plot_gram_heatmaps", "plot_learning_dynamics", "plot_loss_branches", "plot_norm_bars",
-           "plot_phase_diagram"]
+           "plot_gram_heatmaps", "plot_learning_dynamics", "plot_lines", "plot_loss_branches",
+           "plot_neuron_stacks", "plot_norm_bars", "plot_phase_diagram"]

@@ -1,0 +1,43 @@
+"""fastsup.plots.neuron_stacks: bars stack each neuron's weights, most monosemantic neuron first, shaded."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from fastsup.plots import plot_neuron_stacks  # noqa: E402
+
+
+def _bars(ax):
+    return [p for p in ax.patches if isinstance(p, Rectangle) and p.get_width() == pytest.approx(0.7)]
+
+
+def test_stacks_are_the_weights_most_monosemantic_first():
+    # 3 features, 2 neurons: neuron 0 reads features 0 (+0.6) and 1 (-0.8); neuron 1 reads feature 2 only.
+    W = torch.tensor([[[0.6, 0.0], [-0.8, 0.0], [0.0, 1.5]]])
+    fig = plot_neuron_stacks(W, titles=["1-S = 0.1"], suptitle="generated")
+    (ax,) = [a for a in fig.axes if a.get_title()]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "0"]  # neuron 1 is monosemantic: first
+    heights = {(round(b.get_x() + 0.35), round(b.get_y(), 6), round(b.get_height(), 6)) for b in _bars(ax)
+               if b.get_height() != 0}
+    # position 0 (neuron 1): feature 2 up to 1.5; position 1 (neuron 0): 0.6 up from 0, 0.8 down from 0
+    assert heights == {(0, 0.0, 1.5), (1, 0.0, 0.6), (1, 0.0, -0.8)}
+    shaded = [p for p in ax.patches if not isinstance(p, Rectangle) or p.get_width() != pytest.approx(0.7)]
+    assert len(shaded) == 1  # one monosemantic neuron, one shaded span
+
+
+def test_one_subplot_per_instance_wrapping_rows():
+    W = np.random.default_rng(1).normal(size=(9, 4, 3))
+    fig = plot_neuron_stacks(W, titles=[f"i{k}" for k in range(9)])
+    assert sorted(a.get_title() for a in fig.axes if a.get_title()) == [f"i{k}" for k in range(9)]
+
+
+def test_titles_must_match_the_instances():
+    with pytest.raises(ValueError, match="one entry per instance"):
+        plot_neuron_stacks(torch.ones(2, 3, 2), titles=["only one"])
