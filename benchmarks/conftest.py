@@ -8,7 +8,8 @@ shared, and a loaded run says so next to its numbers.
 from __future__ import annotations
 
 import os
-import platform
+
+from benchmarks.machine import cpu_name
 
 SPEEDS: dict[str, dict[str, float]] = {}  # case -> peer -> steps/s
 FIRST_CALLS: dict[str, float] = {}  # label -> seconds of the whole train/optimize call in a fresh process
@@ -52,22 +53,12 @@ def time_block(benchmark, run, steps: int, case: str, trainer: str, rounds: int 
     return benchmark.stats.stats
 
 
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def pytest_terminal_summary(terminalreporter):
     if not SPEEDS and not FIRST_CALLS and not SWEEPS:
         return
     write = terminalreporter.write_line
     terminalreporter.section("fastsup and its peers on the CPU")
-    write(f"machine: {_cpu_name()}, {os.cpu_count()} CPUs; 1-min load average during the timed benchmarks: "
+    write(f"machine: {cpu_name()}, {os.cpu_count()} CPUs; 1-min load average during the timed benchmarks: "
           f"{min(LOADS, default=0):.1f}-{max(LOADS, default=0):.1f}")
     if SPEEDS:
         write("steady state, steps/s (fastest round) and speed relative to the notebook trainer:")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.machine import cpu_name
 from fastsup import io
 from fastsup.experiments import SCALES, get_experiment, ordered_names, run_experiment
 from fastsup.experiments.gallery import replace_section
@@ -36,16 +36,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEVICES = {"cpu": "CPU", "cuda": "GPU"}  # torch device → column
 README_START = "<!-- experiment-times:start (written by python -m benchmarks.paper_times) -->"
 README_END = "<!-- experiment-times:end -->"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def results_path(results: Path, scale: str, device: str) -> Path:
@@ -69,7 +59,7 @@ def time_experiments(names, scale: str) -> list[dict]:
 def _machine(device: str) -> str:
     if device == "cuda":
         return torch.cuda.get_device_name()
-    return f"{_cpu_name()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
+    return f"{cpu_name()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
 
 
 def readme_table(results: Path, scale: str) -> str:
