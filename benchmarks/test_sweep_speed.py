@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 import fastsup
-from benchmarks.conftest import load_average, record_sweep
+from benchmarks.conftest import LOADS, load_average, record_sweep
 from benchmarks.notebook_baseline import Config, Model, optimize
 from fastsup.sweep import store as stores
 from fastsup.sweep.plan import chunk_config
@@ -75,6 +75,7 @@ def test_phase_grid(benchmark, tmp_path):
     benchmark.extra_info.update(models=models, steps=steps, fastsup_seconds=fastsup_seconds,
                                 notebook_seconds=notebook_seconds, load_before=load_before,
                                 load_after=load_average())
+    LOADS.extend([load_before, benchmark.extra_info["load_after"]])
     record_sweep(f"2→1 grid {side}×{side}×{restarts} = {models} models × {steps} steps",
                  {"fastsup run_sweep": fastsup_seconds, "notebook, same chunks": notebook_seconds}, models * steps)
 
@@ -113,6 +114,7 @@ def test_million_models(benchmark, tmp_path):
     seconds, peak_gib = benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info.update(models=models, steps=steps, seconds=seconds, peak_rss_gib=peak_gib,
                                 load_before=load_before, load_after=load_average())
+    LOADS.extend([load_before, benchmark.extra_info["load_after"]])
     record_sweep(f"{models} 2→1 models × {steps} steps (peak RSS {peak_gib:.2f} GiB)",
                  {"fastsup run_sweep": seconds}, models * steps)
     assert peak_gib < 4.0, f"peak memory {peak_gib:.2f} GiB exceeds the 4 GiB goal"
