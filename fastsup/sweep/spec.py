@@ -150,7 +150,7 @@ class Sweep:
 
     def axis_columns(self) -> dict[str, np.ndarray]:
         """Each axis's value at every point, in ``points()`` order (vectorised: no per-point dicts)."""
-        columns = {name: np.asarray(values, dtype=object if _mixed(values) else None)
+        columns = {name: _object_column(values) if _mixed(values) else np.asarray(values)
                    for name, values in self.axes.items()}
         if self.mode == "zip":
             return columns
@@ -265,6 +265,14 @@ def _stack(name: str, values: list, width: int) -> torch.Tensor:
 def _mixed(values: list) -> bool:
     """An axis mixing types (or holding lists) becomes an object column."""
     return len({type(v) for v in values}) > 1 or any(isinstance(v, list) for v in values)
+
+
+def _object_column(values: list) -> np.ndarray:
+    """One entry per value, lists kept whole (``np.asarray`` would make equal-length lists a 2-D array)."""
+    column = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        column[i] = value
+    return column
 
 
 def _show(point: Mapping) -> str:

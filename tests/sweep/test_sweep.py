@@ -188,6 +188,12 @@ def test_a_density_axis_with_anticorrelated_pairs_resolves_and_trains(tmp_path):
         fastsup.Sweep(n_features=2, n_hidden=1, axes={"feature_probability": [0.3, 0.7]},
                       anticorrelated_pairs=[[0, 1]]).resolve()
 
+def test_an_axis_of_lists_is_a_column_of_lists(tmp_path):
+    sweep = fastsup.Sweep(**FIXED, axes={"importance": [[1.0, 0.5], [1.0, 2.0]]})
+    out = fastsup.run_sweep(sweep, tmp_path / "s", progress=False)
+    assert [list(v) for v in out.table["importance"]] == [[1.0, 0.5], [1.0, 2.0]]
+
+
 def test_a_first_run_killed_before_its_manifest_starts_again(tmp_path):
     store = tmp_path / "s"
     store.mkdir()
