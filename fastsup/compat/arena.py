@@ -269,9 +269,11 @@ class ToyModel(nn.Module):
 
     def calculate_loss(self, out: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Importance-weighted squared error, mean over batch and features, summed over instances (a scalar)."""
+        return self._loss_per_instance(out, batch).sum()
+
+    def _loss_per_instance(self, out: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         error = self.importance * (self._target(batch) - out) ** 2
-        dims = tuple(d for d in range(error.ndim) if d != error.ndim - 2)
-        return error.mean(dim=dims).sum()
+        return error.mean(dim=tuple(d for d in range(error.ndim) if d != error.ndim - 2))
 
     # --- data ----------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -550,8 +552,7 @@ class DoubleDescentModel(ToyModel):
 
     def calculate_loss(self, out: torch.Tensor, batch: torch.Tensor, per_inst: bool = False) -> torch.Tensor:
         """ToyModel's loss; ``per_inst=True`` gives it per instance, ``[inst]``."""
-        error = self.importance * (batch - out) ** 2
-        loss = error.mean(dim=tuple(d for d in range(error.ndim) if d != error.ndim - 2))
+        loss = self._loss_per_instance(out, batch)
         return loss if per_inst else loss.sum()
 
     def optimize(self, batch_size: int, steps: int | None = None, log_freq: int = 100, lr: float | None = None,

@@ -19,15 +19,11 @@ from .executors import executor_for
 from .plan import Chunk, chunk_config, chunk_rows, plan_chunks
 from .spec import Group, Sweep
 
-def _chunk_sizes(groups: list[Group], restarts: int, backend, device, instance_chunk) -> list[int]:
+def _chunk_sizes(group_configs: list[TrainConfig], backend, device, instance_chunk) -> list[int]:
     """Rows per train call in each group: ``instance_chunk``, or what the backend bounds memory to."""
     if instance_chunk is not None:
-        return [check_integer("instance_chunk", instance_chunk, 1)] * len(groups)
-    sizes = []
-    for group in groups:
-        config = _group_config(group, restarts)
-        sizes.append(default_chunk(resolve_backend(backend, device, config), config))
-    return sizes
+        return [check_integer("instance_chunk", instance_chunk, 1)] * len(group_configs)
+    return [default_chunk(resolve_backend(backend, device, config), config) for config in group_configs]
 
 
 def _group_config(group: Group, restarts: int) -> TrainConfig:
@@ -35,7 +31,7 @@ def _group_config(group: Group, restarts: int) -> TrainConfig:
     return chunk_config(group, restarts, Chunk("group", 0, 0, len(group.points) * restarts))
 
 
-def _compile_decisions(groups, restarts, chunks, backend, device, compile) -> list[bool | None]:
+def _compile_decisions(group_configs, chunks, backend, device, compile) -> list[bool | None]:
     """Per group: compile the torch step when the group's whole work pays for it.
 
     ``train`` decides per call, so alone it would never compile for a sweep
@@ -43,10 +39,9 @@ def _compile_decisions(groups, restarts, chunks, backend, device, compile) -> li
     (at most two shapes per group: the full chunks and the last).
     """
     if compile is not None:
-        return [compile] * len(groups)
+        return [compile] * len(group_configs)
     decisions = []
-    for g, group in enumerate(groups):
-        config = _group_config(group, restarts)
+    for g, config in enumerate(group_configs):
         if resolve_backend(backend, device, config) != "torch":
             decisions.append(None)
             continue
@@ -84,6 +79,7 @@ def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | No
         raise ValueError(f"store {str(store)!r} holds another sweep (fingerprint {manifest['fingerprint'][:12]}…, "
                          f"this one {digest[:12]}…); use a new store, or the spec it was made with")
     groups, restarts = resolved.groups, sweep.restarts
+    group_configs = [_group_config(group, restarts) for group in groups]  # every row of a group: its total work
     steps = [g.shared.get("steps", TrainConfig.steps) for g in groups]  # not a TrainConfig: its default p may not suit the groups
     checkpoint_steps = check_checkpoint_steps(checkpoint_steps, min(steps))
     if manifest is not None and manifest.get("checkpoint_steps", []) != list(checkpoint_steps):
@@ -93,7 +89,7 @@ def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | No
     with io.folder_lock(store, blocking=False):
         io.remove_stale_temporaries(store)
         if manifest is None:
-            sizes = _chunk_sizes(groups, restarts, backend, torch_device, instance_chunk)
+            sizes = _chunk_sizes(group_configs, backend, torch_device, instance_chunk)
             manifest = stores.write_plan(store, resolved.spec, digest, groups, plan_chunks(groups, restarts, sizes),
                                          checkpoint_steps)
         chunks = stores.planned_chunks(manifest)
@@ -103,7 +99,7 @@ def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | No
         if any(done) and not resume:
             raise ValueError(f"store {str(store)!r} already has {sum(done)} finished chunks and resume=False; "
                              "use a new store to start over")
-        compiles = _compile_decisions(groups, restarts, chunks, backend, torch_device, compile)
+        compiles = _compile_decisions(group_configs, chunks, backend, torch_device, compile)
         work_of = lambda chunk: (chunk.stop - chunk.start) * steps[chunk.group]  # noqa: E731
         with tqdm(total=sum(map(work_of, chunks)), disable=not progress, unit="model·step", unit_scale=True,
                   desc=f"sweep {sum(len(g.points) for g in groups)} points × {restarts} restarts") as bar:

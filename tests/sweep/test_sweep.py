@@ -206,15 +206,16 @@ def test_a_first_run_killed_before_its_manifest_starts_again(tmp_path):
 def test_a_sweep_compiles_when_its_whole_work_pays_though_no_chunk_does():
     from fastsup.backends.torch_backend import compile_pays
     from fastsup.sweep.plan import plan_chunks
-    from fastsup.sweep.run import _compile_decisions
+    from fastsup.sweep.run import _compile_decisions, _group_config
     sweep = phase_sweep(axes={"density": np.logspace(-2, 0, 40), "r": np.logspace(-1, 1, 40)},
                         restarts=8, steps=200, batch_size=1024)
     groups = sweep.resolve().groups
     chunks = plan_chunks(groups, 8, [64])
     from fastsup.sweep.plan import chunk_config
     assert not compile_pays(chunk_config(groups[0], 8, chunks[0]))  # one chunk alone: eager
-    assert _compile_decisions(groups, 8, chunks, "torch", torch.device("cpu"), None) == [True]
-    assert _compile_decisions(groups, 8, chunks, "torch", torch.device("cpu"), False) == [False]
+    configs = [_group_config(group, 8) for group in groups]
+    assert _compile_decisions(configs, chunks, "torch", torch.device("cpu"), None) == [True]
+    assert _compile_decisions(configs, chunks, "torch", torch.device("cpu"), False) == [False]
 
 
 # --- the TOML form and the command line ------------------------------------------------------------
