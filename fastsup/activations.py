@@ -50,6 +50,7 @@ from .config import check_integer
 from .data import DataSpec, sample_batch
 from .evaluate import DISTRIBUTION_FIELDS, check_distribution_fields
 from .functional import hidden
+from .memory import FP32, available_bytes
 from .philox import ACTIVATIONS_STEP, MAX_ROWS
 from .train import resolve_device
 
@@ -154,6 +155,14 @@ def _default_rows_per_shard(n_instances: int, width: int) -> int:
     return max(1, SHARD_ELEMENTS // (n_instances * width))
 
 
+def _check_shard_fits(shard_bytes: int, rows_per_shard: int) -> None:
+    """A MemoryError naming rows_per_shard when a shard, and the pieces cut into it, cannot fit in memory."""
+    free = available_bytes(torch.device("cpu"))
+    if free is not None and 2 * shard_bytes > free:
+        raise MemoryError(f"rows_per_shard={rows_per_shard} makes shards of {shard_bytes / 2**30:.3g} GiB, held "
+                          f"twice while written, but {free / 2**30:.3g} GiB is free; lower rows_per_shard")
+
+
 def _pieces(params, config, spec: DataSpec, n_samples: int, device) -> Iterator[dict[str, torch.Tensor]]:
     """Rows 0 … n_samples-1 of every instance, in consecutive pieces on the CPU: hidden ``[I, rows, m]`` and
     features ``[I, rows, n]``.
@@ -209,6 +218,7 @@ def export_activations(result, n_samples: int, out, *, instances=None, rows_per_
     if rows_per_shard is None:
         rows_per_shard = _default_rows_per_shard(len(positions), n + m)
     rows_per_shard = check_integer("rows_per_shard", rows_per_shard, 1)
+    _check_shard_fits(len(positions) * min(rows_per_shard, n_samples) * (n + m) * FP32, rows_per_shard)
     out = check_export_target(out)
     device = resolve_device(device)
     index = torch.tensor(positions)
@@ -241,7 +251,7 @@ def export_activations(result, n_samples: int, out, *, instances=None, rows_per_
 
 
 def _remove_previous_export(out: Path) -> None:
-    """The manifest first (from then on the folder is an incomplete export), then the shards it named."""
+    """The manifest first (from then on the folder is an incomplete export), then every shard."""
     (out / MANIFEST).unlink(missing_ok=True)
     io.fsync_folder(out)
     io.remove_stale_temporaries(out)

@@ -192,6 +192,16 @@ def test_bad_input_names_the_argument(tmp_path, kwargs, error, match):
     assert not (tmp_path / "acts").exists()
 
 
+def test_a_shard_too_large_for_memory_names_rows_per_shard(tmp_path, monkeypatch):
+    """3 instances × 1000 rows × (7 + 3) fp32 = 120 000 bytes a shard, held twice: 200 000 free is too little."""
+    monkeypatch.setattr(activations_module, "available_bytes", lambda device: 200_000)
+    result = _result("relu_output")
+    with pytest.raises(MemoryError, match="rows_per_shard=1000 makes shards of .* lower rows_per_shard"):
+        result.hidden_activations(5000, tmp_path / "acts", rows_per_shard=1000, device="cpu")
+    assert not (tmp_path / "acts").exists()
+    assert len(result.hidden_activations(5000, tmp_path / "acts", rows_per_shard=800, device="cpu")) == 7
+
+
 def test_a_target_that_is_not_an_export_is_refused_before_anything_is_written(tmp_path):
     result = _result("relu_output")
     result.save(tmp_path / "result")
