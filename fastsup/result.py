@@ -119,7 +119,8 @@ class TrainResult:
         folder ``out`` (for training sparse autoencoders); return the export (``fastsup.load_activations``).
 
         ``instances``: positions of the instances to export (default all); ``rows_per_shard``: rows per
-        shard file (default: 64 MiB shards), which bounds memory whatever ``n_samples`` is;
+        shard file (default: 64 MiB shards), which bounds memory whatever ``n_samples`` is (a shard that
+        cannot fit is a MemoryError before anything is written);
         ``distribution``: data fields as in ``fastsup.evaluate`` (default the training distribution).
         ``out`` must be new, empty, or a previous export (replaced).  Layout and data: ``fastsup.activations``.
         """
