@@ -5,6 +5,7 @@
                       [--set FIELD=VALUE ...]
     fastsup gallery --out docs/gallery [--scale small] [--readme README.md]
     fastsup train --features 5 --hidden 2 --instances 10 --feature-probability 0.1 --out runs/sweep
+    fastsup export-activations runs/sweep --samples 1000000 --out runs/activations [--instances K ...]
 
 Bad input (an invalid argument, an unknown experiment, a missing CUDA device,
 an ``--out`` that is not a fastsup result, a run that cannot fit in memory, a
@@ -182,6 +183,26 @@ def build_parser() -> argparse.ArgumentParser:
                     help="models per train call in a new store (default: bounded by memory)")
     sw.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
+    ex = sub.add_parser(
+        "export-activations", help="write a saved result's hidden activations and true features (for SAEs)",
+        description="Draw --samples fresh data points per instance and write each model's hidden activations "
+                    "with the features that produced them to the folder --out (safetensors shards and a "
+                    "manifest; fastsup.load_activations reads it).",
+    )
+    ex.add_argument("result", metavar="RESULT", help="a saved result folder (fastsup train --out, result.save)")
+    ex.add_argument("--samples", type=_positive_int, required=True, metavar="N", help="data points per instance")
+    ex.add_argument("--out", required=True, metavar="DIR",
+                    help="folder to write: new, empty, or a previous export (replaced)")
+    ex.add_argument("--instances", type=_nonnegative_int, nargs="+", default=None, metavar="K",
+                    help="positions of the instances to export (default all)")
+    ex.add_argument("--rows-per-shard", type=_positive_int, default=None, metavar="R",
+                    help="rows per shard file, which bounds memory (default: 64 MiB shards)")
+    ex.add_argument("--feature-probability", type=_probability, default=None, metavar="P",
+                    help="draw the data with this feature probability (default: the training one)")
+    ex.add_argument("--seed", type=_nonnegative_int, default=None,
+                    help="draw other data (default: the result's seed)")
+    ex.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if present)")
+
     gallery = sub.add_parser(
         "gallery", help="run every experiment and write its figures and an index (index.md, index.html)",
         description="Run every registered experiment at one scale into DIR/runs/, write each figure small as "
@@ -298,6 +319,23 @@ def _cmd_sweep_status(args) -> int:
     return 0
 
 
+def _cmd_export_activations(args) -> int:
+    from .activations import check_export_target
+    from .result import load
+
+    check_export_target(args.out)  # before reading the result, not after it
+    distribution = {name: value for name, value in (("feature_probability", args.feature_probability),
+                                                    ("seed", args.seed)) if value is not None}
+    activations = load(args.result).hidden_activations(args.samples, args.out, instances=args.instances,
+                                                       rows_per_shard=args.rows_per_shard, device=args.device,
+                                                       **distribution)
+    I = len(activations.instances)
+    print(f"activations: {activations.path} ({activations.n_samples} rows × {I} instances, shard files: "
+          f"{len(activations)}; each holds hidden [{I}, rows, {activations.n_hidden}] and features "
+          f"[{I}, rows, {activations.n_features}])")
+    return 0
+
+
 def _cmd_gallery(args) -> int:
     from .experiments.gallery import run_from_arguments
 
@@ -305,7 +343,8 @@ def _cmd_gallery(args) -> int:
 
 
 _COMMANDS = {"list": _cmd_list, "run": _cmd_run, "train": _cmd_train, "sweep": _cmd_sweep,
-             "sweep-status": _cmd_sweep_status, "gallery": _cmd_gallery}
+             "sweep-status": _cmd_sweep_status, "gallery": _cmd_gallery,
+             "export-activations": _cmd_export_activations}
 
 
 def main(argv=None) -> int:

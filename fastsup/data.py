@@ -46,6 +46,10 @@ class DataSpec:
     grouped: torch.Tensor | None
     normalize: bool = False
 
+    def instances(self, part: slice) -> "DataSpec":
+        """The spec of a contiguous subset of the instances (data are keyed by instance id: unchanged)."""
+        return dataclasses.replace(self, instance_ids=self.instance_ids[part], p=self.p[part], inv_p=self.inv_p[part])
+
     @classmethod
     def from_config(cls, config: TrainConfig, device) -> "DataSpec":
         p = config.probability()

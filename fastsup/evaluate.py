@@ -26,6 +26,13 @@ DISTRIBUTION_FIELDS = ("feature_probability", "importance", "magnitude", "correl
 SPLITS = ("test", "train")
 
 
+def check_distribution_fields(caller: str, distribution: dict) -> None:
+    """Refuse fields that do not describe the data (the rest of the config is the training one)."""
+    unknown = sorted(set(distribution) - set(DISTRIBUTION_FIELDS))
+    if unknown:
+        raise ValueError(f"{caller} got unknown fields {unknown}; the distribution is set by {list(DISTRIBUTION_FIELDS)}")
+
+
 def evaluate(result, *, n_samples: int | None = None, per_feature: bool = False, split: str = "test", device=None,
              **distribution):
     """Per-instance loss ``[I]`` (fp32) of ``result``'s weights on ``n_samples`` fresh samples per instance.
@@ -42,9 +49,7 @@ def evaluate(result, *, n_samples: int | None = None, per_feature: bool = False,
     params, config = getattr(result, "params", None), getattr(result, "config", None)
     if not isinstance(params, dict) or config is None:
         raise TypeError(f"result must be a TrainResult (weights and config), got {type(result).__name__}")
-    unknown = sorted(set(distribution) - set(DISTRIBUTION_FIELDS))
-    if unknown:
-        raise ValueError(f"evaluate got unknown fields {unknown}; the distribution is set by {list(DISTRIBUTION_FIELDS)}")
+    check_distribution_fields("evaluate", distribution)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(map(repr, SPLITS))}; got {split!r}")
     if split == "train":

@@ -91,9 +91,15 @@ def _hidden_preactivation(params: Params, x: torch.Tensor, spec: ModelSpec) -> t
     return a, (a if spec.model in ("linear", "relu_output") else torch.relu(a))
 
 
+def hidden(params: Params, x: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    """The hidden layer h ``[I, m, B]`` for a feature-major batch x ``[I, n, B]``: x W, after the ReLU
+    for ``relu_hidden`` and ``abs``."""
+    return _hidden_preactivation(params, x, spec)[1]
+
+
 def forward(params: Params, x: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     """Model output y ``[I, n, B]`` for a feature-major batch x ``[I, n, B]``."""
-    _, h = _hidden_preactivation(params, x, spec)
+    h = hidden(params, x, spec)
     return _activation(_apply(_decoder(params, spec), h) + params["b"].unsqueeze(-1), spec)
 
 

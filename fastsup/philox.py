@@ -73,6 +73,13 @@ EVAL_STEP = (1 << 32) - 1
 # product step * PHILOX_ROUND_B overflows int64, i.e. for steps >= ~2.6e9
 # (tested at 2**32 - 3; exact at 2**31; torch 2.13).
 DATASET_STEP = 1 << 31
+# Exported hidden activations (``fastsup.activations``) are rows 0, 1, ... of
+# this step index: above every training step and the fixed dataset, below the
+# evaluation batch, so SAE data never repeats a batch the model trained or was
+# scored on.  One step holds 4 * 2**32 rows (c0 = row // 4 is one word).
+# Drawn eagerly only, like the evaluation batch.
+ACTIVATIONS_STEP = (1 << 32) - 2
+MAX_ROWS = 4 * MAX_WORD
 
 
 def philox4x32(c0, c1, c2, c3, k0: int, k1: int, n_rounds: int = N_ROUNDS):

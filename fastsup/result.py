@@ -113,6 +113,22 @@ class TrainResult:
         first = torch.where(bad_history.any(0), self.loss_steps[bad_history.int().argmax(0)], -1)
         return torch.where((first < 0) & nonfinite_at_end(self.params, self.final_loss), self.config.steps - 1, first)
 
+    def hidden_activations(self, n_samples: int, out, *, instances=None, rows_per_shard: int | None = None,
+                           device=None, **distribution):
+        """Export the hidden activations of ``n_samples`` fresh data points, with their true features, to the
+        folder ``out`` (for training sparse autoencoders); return the export (``fastsup.load_activations``).
+
+        ``instances``: positions of the instances to export (default all); ``rows_per_shard``: rows per
+        shard file (default: 64 MiB shards), which bounds memory whatever ``n_samples`` is (a shard that
+        cannot fit is a MemoryError before anything is written);
+        ``distribution``: data fields as in ``fastsup.evaluate`` (default the training distribution).
+        ``out`` must be new, empty, or a previous export (replaced).  Layout and data: ``fastsup.activations``.
+        """
+        from .activations import export_activations  # it imports train, which imports this module
+
+        return export_activations(self, n_samples, out, instances=instances, rows_per_shard=rows_per_shard,
+                                  device=device, **distribution)
+
     def save(self, path) -> Path:
         """Write the result to the folder ``path``: created, or replaced if it holds a fastsup result.
 

@@ -193,3 +193,52 @@ def test_python_dash_m(tmp_path):
                           env=env, timeout=120)
     assert done.returncode == 2
     assert "fastsup: error: argument --features" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def saved_result(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "result"
+    assert main(["train", "--features", "5", "--hidden", "2", "--instances", "3", "--steps", "20", "--batch-size",
+                 "32", "--feature-probability", "0.2", "--out", str(path), "--no-progress"]) == 0
+    return path
+
+
+def test_export_activations_round_trip(saved_result, tmp_path, capsys):
+    """The command writes what result.hidden_activations writes with the same arguments, bit for bit."""
+    out = tmp_path / "acts"
+    assert main(["export-activations", str(saved_result), "--samples", "301", "--out", str(out), "--instances",
+                 "2", "0", "--rows-per-shard", "100", "--feature-probability", "0.5", "--seed", "4",
+                 "--device", "cpu"]) == 0
+    assert f"activations: {out} (301 rows × 2 instances, shard files: 4" in capsys.readouterr().out
+    by_command = fastsup.load_activations(out)
+    by_api = fastsup.load(saved_result).hidden_activations(301, tmp_path / "api", instances=[2, 0],
+                                                           rows_per_shard=100, feature_probability=0.5, seed=4,
+                                                           device="cpu")
+    assert by_command.instances == (2, 0) and [s.rows for s in by_command.shards] == [100, 100, 100, 1]
+    for from_command, from_api in zip(by_command, by_api, strict=True):
+        for name in ("hidden", "features"):
+            assert torch.equal(from_command[name], from_api[name]), name
+
+
+@pytest.mark.parametrize("args, names", [
+    pytest.param(["--samples", "0"], "--samples", id="no-samples"),
+    pytest.param(["--rows-per-shard", "0"], "--rows-per-shard", id="shard-0"),
+    pytest.param(["--instances", "3"], "instances [3] are not instances", id="unknown-instance"),
+    pytest.param(["--feature-probability", "2"], "--feature-probability", id="p-above-1"),
+])
+def test_export_activations_bad_input_exits_2(saved_result, tmp_path, capsys, args, names):
+    base = {"--samples": "10", "--out": str(tmp_path / "acts")}
+    for flag in args:
+        base.pop(flag, None)
+    assert main(["export-activations", str(saved_result), *[x for kv in base.items() for x in kv], *args]) == 2
+    err = capsys.readouterr().err
+    assert "fastsup: error:" in err and names in err and "Traceback" not in err
+    assert not (tmp_path / "acts").exists()
+
+
+def test_export_activations_refuses_a_target_that_is_not_an_export(saved_result, tmp_path, capsys):
+    assert main(["export-activations", str(saved_result), "--samples", "10", "--out", str(saved_result)]) == 2
+    assert "is not an activations export" in capsys.readouterr().err
+    assert fastsup.load(saved_result).config.n_instances == 3  # untouched
+    assert main(["export-activations", str(tmp_path), "--samples", "10", "--out", str(tmp_path / "acts")]) == 2
+    assert "missing result.json" in capsys.readouterr().err

@@ -102,6 +102,13 @@ def eval_budget(device: torch.device | str) -> int:
     return min(EVAL_ELEMENTS, EVAL_ELEMENTS_CPU) if torch.device(device).type == "cpu" else EVAL_ELEMENTS
 
 
+def piece_sizes(n_rows: int, width: int, device: torch.device | str) -> tuple[int, int]:
+    """Rows (a multiple of 4 unless all ``n_rows``) and instances of data drawn at once: a piece of
+    ``width``-wide data within ``eval_budget``, whatever ``n_rows`` is."""
+    rows = min(n_rows, max(4, eval_budget(device) // width // 4 * 4))
+    return rows, max(1, eval_budget(device) // (rows * width))
+
+
 def squared_error(params: Params, config: TrainConfig, spec: DataSpec, n_samples: int,
                   step: int = EVAL_STEP) -> torch.Tensor:
     """Sum over the first ``n_samples`` rows of data step ``step`` (the evaluation batch by default) of
@@ -113,13 +120,12 @@ def squared_error(params: Params, config: TrainConfig, spec: DataSpec, n_samples
     """
     device = spec.p.device
     model = model_spec(config)
-    rows = min(n_samples, max(4, eval_budget(device) // max(config.n_features, config.n_hidden) // 4 * 4))
-    block = max(1, eval_budget(device) // (rows * max(config.n_features, config.n_hidden)))
+    rows, block = piece_sizes(n_samples, max(config.n_features, config.n_hidden), device)
     total = torch.zeros(spec.p.shape, dtype=torch.float64, device=device)
     with torch.no_grad():
         for start in range(0, spec.p.shape[0], block):
             part = slice(start, start + block)
-            sub = dataclasses.replace(spec, instance_ids=spec.instance_ids[part], p=spec.p[part], inv_p=spec.inv_p[part])
+            sub = spec.instances(part)
             weights = {name: value[part].to(device=device, dtype=torch.float32) for name, value in params.items()}
             for first_row in range(0, n_samples, rows):
                 x = sample_batch(sub, step, min(rows, n_samples - first_row), first_row)
