@@ -56,6 +56,15 @@ class Arrangement:
     def pairs(self) -> list[tuple[int, int]]:
         return list(self.correlated_sets + self.anticorrelated_pairs)
 
+    @property
+    def pair_labels(self) -> list[str]:
+        """A legend label per pair, in the order of :attr:`pairs`: "correlated 0, 1", "anticorrelated 2, 3"."""
+        def label(kind, pair):
+            return f"{kind} {', '.join(map(str, pair))}"
+
+        return [label("correlated", p) for p in self.correlated_sets] + \
+            [label("anticorrelated", p) for p in self.anticorrelated_pairs]
+
 
 ARRANGEMENTS = {
     "correlated": Arrangement(4, tuple(400.0 ** -np.linspace(0.5, 1.0, 5)), "orthogonal",
@@ -177,8 +186,10 @@ def figures(outcome: Outcome, table: pd.DataFrame):
         rows = table[table["variant"] == label]
         titles = [f"1-S = {density:.3g}\n{', '.join(relations)}"
                   for density, relations in zip(rows["density"], rows["pair_relations"])]
+        arrangement = ARRANGEMENTS[label]
         figure = plot_features_2d(W, titles=titles, suptitle=experiment_title(label, {label: outcome.variants[label]}),
-                                  ax_size=3.0)  # room for a relation per pair under each title
+                                  ax_size=3.0,  # room for a relation per pair under each title
+                                  groups=arrangement.pairs, group_labels=arrangement.pair_labels)
         if label == "collapse":  # a collapsed pair's features have norm 1/√2 ([KG] draws both circles)
             for ax in figure.axes:
                 for radius in (1 / math.sqrt(2), 1.0):

@@ -154,6 +154,22 @@ def test_figures_one_per_variant_with_generated_titles(small_run):
     assert "best of 3 restarts, 1000 steps" in numbers["title"]
 
 
+@pytest.mark.slow
+def test_figures_colour_by_pair_with_a_legend_naming_each_pair(small_run):
+    run, table, _ = small_run
+    figures = get_experiment("correlated").figures(run.outcome, table)
+    legends = {stem: [text.get_text() for text in figure.legends[0].get_texts()] for stem, figure in figures.items()}
+    assert legends == {
+        "correlated": ["correlated 0, 1", "correlated 2, 3"],
+        "correlated-anticorrelated": ["anticorrelated 0, 1", "anticorrelated 2, 3"],
+        "correlated-collapse": ["correlated 0, 1", "correlated 2, 3", "correlated 4, 5"],
+    }
+    for figure in figures.values():  # the pairs are (0, 1), (2, 3)...: both features of one share a hue
+        for ax in figure.axes:
+            colours = [tuple(line.get_color()) for line in ax.lines]
+            assert colours[0::2] == colours[1::2] and len(set(colours)) == len(colours) // 2
+
+
 def test_paper_scale_is_the_sources_sizes_and_densities():
     experiment = get_experiment("correlated")
     sweeps = experiment.variants(experiment.settings("paper"))
