@@ -105,6 +105,16 @@ def plot_features_2d(
                 f"titles must have one entry per instance ({n_inst}), got {len(titles)}"
             )
 
+    if groups is None:
+        if group_labels is not None:
+            raise ValueError("group_labels needs groups: pass the feature-index groups they name")
+        cmap = colormaps["viridis"]
+        colors = cmap(np.linspace(0.0, 1.0, n_feat)) if n_feat > 1 else cmap([0.0])[:n_feat]
+        markers = np.array(["o"] * n_feat)
+    else:
+        groups, group_labels = _check_groups(groups, group_labels, n_feat)
+        colors, markers = _group_styles(groups, n_feat)
+
     finite = points[np.isfinite(points)]
     reach = float(np.abs(finite).max()) if finite.size else 0.0
     lim = max(_LIM, 1.05 * reach)
@@ -115,16 +125,6 @@ def plot_features_2d(
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n_inst:]:
         fig.delaxes(ax)
-
-    if groups is None:
-        if group_labels is not None:
-            raise ValueError("group_labels needs groups: pass the feature-index groups they name")
-        cmap = colormaps["viridis"]
-        colors = cmap(np.linspace(0.0, 1.0, n_feat)) if n_feat > 1 else cmap([0.0])[:n_feat]
-        markers = np.array(["o"] * n_feat)
-    else:
-        groups, group_labels = _check_groups(groups, group_labels, n_feat)
-        colors, markers = _group_styles(groups, n_feat)
 
     for k, ax in enumerate(axes[:n_inst]):
         pts = points[k]
