@@ -11,8 +11,12 @@ one sweep over the density each, with restarts (best by held-out loss):
   1-S = 10^(-linspace(.5, 1, 5)) ([AR]).  Expected: each pair antipodal.
 * ``collapse``: three correlated pairs, 6 → 2, S ∈ {.25, .75, .85, .9, .99}
   ([KG] cells 63–64).  Too many correlated features for orthogonal bases:
-  pairs sit side by side or collapse onto one direction (norms 1/√2: the
-  circles the figure draws at 1/√2 and 1).
+  pairs sit side by side (neighbours in the angular order,
+  :func:`fastsup.metrics.sets_side_by_side`) or collapse onto one direction,
+  their principal component.  A collapsed pair that interferes with no other
+  has norms 1/√2: both features read x_i + x_j, and the least-squares weight
+  of x_i on it is 1/2 (the figure draws circles at 1/√2 and 1).  Collapse is
+  for dense pairs: fewer pairs collapse as the density falls.
 
 Paper scale: [AR]'s 10k steps per run and [KG]'s 3 trials, with the
 notebook's AdamW as every experiment here ([AR] uses Adam without weight decay).
@@ -51,6 +55,15 @@ class Arrangement:
     @property
     def pairs(self) -> list[tuple[int, int]]:
         return list(self.correlated_sets + self.anticorrelated_pairs)
+
+    @property
+    def pair_labels(self) -> list[str]:
+        """A legend label per pair, in the order of :attr:`pairs`: "correlated 0, 1", "anticorrelated 2, 3"."""
+        def label(kind, pair):
+            return f"{kind} {', '.join(map(str, pair))}"
+
+        return [label("correlated", p) for p in self.correlated_sets] + \
+            [label("anticorrelated", p) for p in self.anticorrelated_pairs]
 
 
 ARRANGEMENTS = {
@@ -117,7 +130,8 @@ def _best_weights(outcome: Outcome, label: str):
 
 
 def analysis(outcome: Outcome) -> pd.DataFrame:
-    """One row per (variant, density): the best restart's loss, norms, and per pair its cosine and relation."""
+    """One row per (variant, density): the best restart's loss, norms, and per pair its cosine, relation and
+    whether it sits side by side."""
     tables = []
     for label in outcome.variants:
         best, W = _best_weights(outcome, label)
@@ -134,6 +148,7 @@ def analysis(outcome: Outcome) -> pd.DataFrame:
             "pairs": [[list(p) for p in pairs]] * len(best),
             "pair_cosines": list(metrics.pair_cosines(W, pairs).numpy()),
             "pair_relations": [[metrics.PAIR_RELATIONS[code] for code in row] for row in relations],
+            "pairs_side_by_side": list(metrics.sets_side_by_side(W, pairs).numpy()),
         }))
     return pd.concat(tables, ignore_index=True)
 
@@ -157,6 +172,7 @@ def numbers(outcome: Outcome, table: pd.DataFrame) -> dict:
             "densities": rows["density"].tolist(),
             "pair_cosines": json_values(torch.tensor(np.stack(rows["pair_cosines"].to_numpy()))),
             "pair_relations": rows["pair_relations"].tolist(),
+            "pairs_side_by_side": [row.tolist() for row in rows["pairs_side_by_side"]],
             "best_final_loss": json_values(torch.tensor(rows["final_loss"].to_numpy())),
         }
 
@@ -170,8 +186,10 @@ def figures(outcome: Outcome, table: pd.DataFrame):
         rows = table[table["variant"] == label]
         titles = [f"1-S = {density:.3g}\n{', '.join(relations)}"
                   for density, relations in zip(rows["density"], rows["pair_relations"])]
+        arrangement = ARRANGEMENTS[label]
         figure = plot_features_2d(W, titles=titles, suptitle=experiment_title(label, {label: outcome.variants[label]}),
-                                  ax_size=3.0)  # room for a relation per pair under each title
+                                  ax_size=3.0,  # room for a relation per pair under each title
+                                  groups=arrangement.pairs, group_labels=arrangement.pair_labels)
         if label == "collapse":  # a collapsed pair's features have norm 1/√2 ([KG] draws both circles)
             for ax in figure.axes:
                 for radius in (1 / math.sqrt(2), 1.0):

@@ -1,10 +1,15 @@
-"""How two features' directions relate: the cosine between them, and a name for it.
+"""How the features of a pair or set relate: the cosine between them, a name for it, and whether a set sits
+side by side.
 
 The correlated-feature experiments (7) ask whether the two features of a pair
 are orthogonal (correlated features: a local orthogonal basis), antipodal
 (anticorrelated features) or collapsed onto one direction (too many
-correlated features for the dimensions).  :func:`pair_cosines` measures it,
-:func:`pair_relations` names it with explicit tolerances.  Layout and
+correlated features for the dimensions: the set is read through its
+principal component).  :func:`pair_cosines` measures it,
+:func:`pair_relations` names it with explicit tolerances.  When correlated
+sets cannot all be orthogonal in 2-D, [AR] sees them "side by side":
+:func:`sets_side_by_side` says whether each set's features are neighbours in
+the angular order, not interleaved with other features.  Layout and
 conventions as :mod:`fastsup.metrics.weights` (``W`` is ``[*inst, n, m]``,
 a zero feature's direction is the zero vector, a diverged instance gives NaN).
 """
@@ -19,7 +24,8 @@ from torch import Tensor
 
 from .weights import REPRESENTED_THRESHOLD, _as_weights, _check_threshold
 
-__all__ = ["PAIR_COSINE_TOLERANCE", "PAIR_RELATIONS", "feature_cosines", "pair_cosines", "pair_relations"]
+__all__ = ["PAIR_COSINE_TOLERANCE", "PAIR_RELATIONS", "feature_cosines", "pair_cosines", "pair_relations",
+           "sets_side_by_side"]
 
 #: What :func:`pair_relations` calls a pair, by code (the code is the index).
 PAIR_RELATIONS = ("not represented", "orthogonal", "antipodal", "collapsed", "other", "diverged")
@@ -50,18 +56,29 @@ def feature_cosines(W) -> Tensor:
     return torch.where(diverged[..., None, None], torch.full_like(cosines, math.nan), cosines)
 
 
+def _check_sets(sets, n_features: int, *, name: str, size: int | None, example: str) -> list[tuple[int, ...]]:
+    """``sets`` as tuples of different feature indices in ``[0, n_features)``: exactly ``size`` each, or at
+    least two when ``size`` is None."""
+    count = "two" if size == 2 else "at least two"
+    if isinstance(sets, (str, bytes)) or not isinstance(sets, (list, tuple)) or not sets:
+        raise TypeError(f"{name} must be a non-empty list of feature-index {'pairs' if size == 2 else 'sets'}, "
+                        f"e.g. {example}; got {sets!r}")
+    checked = []
+    for members in sets:
+        if not isinstance(members, (list, tuple)) or len(members) < 2 or (size is not None and len(members) != size) \
+                or any(isinstance(i, bool) or not isinstance(i, numbers.Integral) for i in members):
+            raise TypeError(f"each entry of {name} must be {count} integer feature indices, e.g. {example}; "
+                            f"got {members!r}")
+        if any(not 0 <= i < n_features for i in members) or len(set(members)) != len(members):
+            raise ValueError(f"{name[:-1]} {tuple(members)} must name {count} different features in [0, {n_features})")
+        checked.append(tuple(int(i) for i in members))
+    return checked
+
+
 def _check_pairs(pairs, n_features: int) -> Tensor:
     """``pairs`` as an int64 ``[P, 2]`` tensor of feature indices in ``[0, n_features)``."""
-    example = "[(0, 1), (2, 3)]"
-    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (list, tuple)) or not pairs:
-        raise TypeError(f"pairs must be a non-empty list of (i, j) feature-index pairs, e.g. {example}; got {pairs!r}")
-    for pair in pairs:
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or \
-                any(isinstance(i, bool) or not isinstance(i, numbers.Integral) for i in pair):
-            raise TypeError(f"each entry of pairs must be two integer feature indices, e.g. {example}; got {pair!r}")
-        if any(not 0 <= i < n_features for i in pair) or pair[0] == pair[1]:
-            raise ValueError(f"pair {tuple(pair)} must name two different features in [0, {n_features})")
-    return torch.tensor([[int(i), int(j)] for i, j in pairs], dtype=torch.int64)
+    return torch.tensor(_check_sets(pairs, n_features, name="pairs", size=2, example="[(0, 1), (2, 3)]"),
+                        dtype=torch.int64)
 
 
 def pair_cosines(W, pairs) -> Tensor:
@@ -117,3 +134,54 @@ def pair_relations(W, pairs, *, tolerance: float = PAIR_COSINE_TOLERANCE,
     code[~both] = PAIR_RELATIONS.index("not represented")
     code[torch.isnan(cosine)] = PAIR_RELATIONS.index("diverged")
     return code
+
+
+def sets_side_by_side(W, sets, *, threshold: float = REPRESENTED_THRESHOLD) -> Tensor:
+    """Whether each set's represented features are neighbours in the angular order of a 2-D model.
+
+    Sort every represented feature's direction by angle around the origin;
+    a set sits side by side when its members form one unbroken run of that
+    circular order, i.e. all represented features outside the set lie in one
+    of the arcs between circularly consecutive members.  A collapsed set
+    (its members parallel) and a local orthogonal basis are side by side;
+    two antipodal pairs crossed at right angles are not (each pair splits
+    the other).  A feature outside the set pointing exactly along a member
+    separates nothing.
+
+    Args:
+        W: ``Float[Tensor, "*inst n 2"]``.
+        sets: feature-index sets ``[(i, j, ...), ...]`` (two or more each),
+            e.g. a config's ``correlated_sets``.
+        threshold: norm above which a feature counts as represented; features
+            at or below it are left out of the order.
+
+    Returns:
+        ``Bool[Tensor, "*inst S"]``; False for a set with fewer than two
+        represented members (nothing to sit side by side) and for a diverged
+        instance.
+    """
+    W = _as_weights(W)
+    if W.shape[-1] != 2:
+        raise ValueError(f"W must have 2 hidden dimensions ([n, 2] or [I, n, 2]): side by side is an order of "
+                         f"angles in the plane; got shape {tuple(W.shape)}")
+    threshold = _check_threshold(threshold)
+    sets = _check_sets(sets, W.shape[-2], name="sets", size=None, example="[(0, 1), (2, 3, 4)]")
+    angles = torch.atan2(W[..., 1], W[..., 0])  # [*inst, n]
+    shown = torch.linalg.vector_norm(W, dim=-1) > threshold
+    finite = torch.isfinite(W).flatten(-2).all(-1)
+    answers = []
+    for members in sets:
+        in_set = torch.zeros(W.shape[-2], dtype=torch.bool, device=W.device)
+        in_set[list(members)] = True
+        member = shown & in_set  # [*inst, n]
+        n_members = member.sum(-1)
+        # Each outside feature's arc: how many members lie at a smaller angle, modulo the number of members
+        # (0 and all members below are the same arc, the one that wraps through ±π).
+        below = (angles.unsqueeze(-1) > angles.unsqueeze(-2)) & member.unsqueeze(-2)  # [*inst, outside, member]
+        on_member = ((angles.unsqueeze(-1) == angles.unsqueeze(-2)) & member.unsqueeze(-2)).any(-1)
+        arc = below.sum(-1) % n_members.clamp(min=1).unsqueeze(-1)
+        outside = shown & ~in_set & ~on_member
+        lowest = torch.where(outside, arc, torch.full_like(arc, W.shape[-2])).amin(-1)
+        highest = torch.where(outside, arc, torch.full_like(arc, -1)).amax(-1)
+        answers.append((n_members >= 2) & (highest <= lowest) & finite)  # no outside feature: highest = -1
+    return torch.stack(answers, dim=-1)

@@ -12,9 +12,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.collections import PathCollection  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from fastsup.plots import plot_features_2d  # noqa: E402
+from fastsup.plots.features_2d import GROUP_MARKERS, UNGROUPED_COLOR  # noqa: E402
 
 
 def pentagons(n_inst: int, n: int = 5) -> torch.Tensor:
@@ -49,6 +51,66 @@ def test_colours_follow_feature_index():
     cmap = matplotlib.colormaps["viridis"]
     assert colors[0] == pytest.approx(tuple(cmap(0.0)))
     assert colors[-1] == pytest.approx(tuple(cmap(1.0)))
+
+
+def test_groups_share_a_hue_and_members_differ_by_marker():
+    # Hexagon; pairs (0, 3) and (4, 1), features 2 and 5 in no group.
+    W = pentagons(1, 6)
+    fig = plot_features_2d(W, groups=[(0, 3), (4, 1)])
+    ax = fig.axes[0]
+    tab10 = matplotlib.colormaps["tab10"]
+    expected = {0: tab10(0), 3: tab10(0), 4: tab10(1), 1: tab10(1), 2: to_rgba(UNGROUPED_COLOR),
+                5: to_rgba(UNGROUPED_COLOR)}
+    for i, colour in expected.items():
+        assert tuple(ax.lines[i].get_color()) == pytest.approx(colour), i
+    # One scatter per marker: first members and ungrouped features share the first marker, second members the second.
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(dots) == 2
+    tips = W[0].numpy()
+    np.testing.assert_allclose(dots[0].get_offsets(), tips[[0, 2, 4, 5]])  # in index order
+    np.testing.assert_allclose(dots[1].get_offsets(), tips[[1, 3]])
+    assert np.allclose(dots[1].get_facecolors(), [tab10(1), tab10(0)])
+
+
+def test_grouped_dots_use_the_member_markers():
+    fig = plot_features_2d(pentagons(1, 5), groups=[(0, 1, 2), (3, 4)])
+    dots = [c for c in fig.axes[0].collections if isinstance(c, PathCollection)]
+    # Ranks 0, 1, 2 → three markers; feature order inside each collection is by index.
+    styles = [matplotlib.markers.MarkerStyle(m) for m in GROUP_MARKERS[:3]]
+    marker_paths = [style.get_path().transformed(style.get_transform()) for style in styles]
+    assert len(dots) == 3
+    for collection, path in zip(dots, marker_paths):
+        np.testing.assert_allclose(collection.get_paths()[0].vertices, path.vertices)
+
+
+@pytest.mark.parametrize("group_labels, expected", [
+    pytest.param(None, ["features 0, 3", "features 4, 1", "other features"], id="generated"),
+    pytest.param(["correlated 0, 3", "anticorrelated 4, 1"], ["correlated 0, 3", "anticorrelated 4, 1", "other features"],
+                 id="given"),
+])
+def test_groups_get_one_legend_entry_each(group_labels, expected):
+    fig = plot_features_2d(pentagons(2, 6), groups=[(0, 3), (4, 1)], group_labels=group_labels)
+    assert len(fig.legends) == 1
+    assert [text.get_text() for text in fig.legends[0].get_texts()] == expected
+
+
+def test_no_other_features_entry_when_every_feature_is_grouped_and_no_legend_without_groups():
+    fig = plot_features_2d(pentagons(1, 4), groups=[(0, 1), (2, 3)])
+    assert [text.get_text() for text in fig.legends[0].get_texts()] == ["features 0, 1", "features 2, 3"]
+    assert plot_features_2d(pentagons(1, 4)).legends == []
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    pytest.param({"groups": [(0, 1), (1, 2)]}, ValueError, "groups must not share a feature", id="shared-feature"),
+    pytest.param({"groups": [(0, 5)]}, ValueError, r"in \[0, 5\)", id="out-of-range"),
+    pytest.param({"groups": [(0,)]}, TypeError, "at least two integer feature indices", id="one-member"),
+    pytest.param({"groups": [(0, 1)], "group_labels": ["a", "b"]}, ValueError, "one label per group",
+                 id="labels-mismatch"),
+    pytest.param({"group_labels": ["a"]}, ValueError, "group_labels needs groups", id="labels-without-groups"),
+])
+def test_bad_groups_name_the_argument(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        plot_features_2d(pentagons(1, 5), **kwargs)
 
 
 def test_2d_input_and_numpy_and_grad():
