@@ -5,8 +5,9 @@ state, step index, scheduled lr, and the run's per-instance constants) and of
 a few static facts (model, data mode, seed, batch size, optimizer).  A fixed
 dataset (``dataset_size``) is drawn once, when the trainer is built, and is an
 input of every step: sampling it again each step would cost T·n Philox draws
-per instance and step for the same points.  For long runs inductor compiles it, fusing sampling, the small contractions and the
-update into a few C++ loops (CUDA kernels on a GPU); since every per-run
+per instance and step for the same points.  For long runs inductor compiles
+it, fusing sampling, the small contractions and the update into a few C++
+loops (CUDA kernels on a GPU); since every per-run
 tensor is an input, one compiled step serves every run with the same static
 facts and shapes (``compiled.STEPS``).
 """
