@@ -67,6 +67,8 @@ class DoubleDescentSettings(Settings):
     n_instances: int = 10
     density: float = 0.01  # 1 - S
     dataset_sizes: tuple[int, ...] = ARENA_DATASET_SIZES
+    #: the lr's linear warmup ([AR]'s 2,500), cut to a sixth of the steps when they are fewer than six times
+    #: it ([AR]'s 15k steps have that ratio), so that an override of ``steps`` alone still trains
     warmup_steps: int = 2_500
     #: fresh points per instance for the test loss
     eval_samples: int = 10_000
@@ -80,7 +82,7 @@ class DoubleDescentSettings(Settings):
         if "dataset_size" in self.config_overrides:
             raise ValueError("dataset_size: double_descent trains one model per T value; set them with "
                              f"dataset_sizes, got dataset_size={self.config_overrides['dataset_size']!r}")
-        for name in ("n_features", "n_hidden", "n_instances", "eval_samples"):
+        for name in ("n_features", "n_hidden", "n_instances", "eval_samples", "warmup_steps"):
             check_integer(name, getattr(self, name), 1)
         if not 0.0 < self.density <= 1.0:
             raise ValueError(f"density must lie in (0, 1], got {self.density!r}")
@@ -117,7 +119,7 @@ def spec(settings: DoubleDescentSettings) -> dict:
     return {label(T): settings.config(
         n_features=settings.n_features, n_hidden=settings.n_hidden, n_instances=settings.n_instances,
         model="relu_output", feature_probability=settings.density, importance=1.0, dataset_size=T,
-        normalize_points=True, warmup_steps=settings.warmup_steps, **OPTIMIZER,
+        normalize_points=True, warmup_steps=min(settings.warmup_steps, max(1, settings.steps // 6)), **OPTIMIZER,
     ) for T in settings.dataset_sizes}
 
 

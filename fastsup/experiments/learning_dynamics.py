@@ -45,6 +45,8 @@ CORRELATED_SETS = ((0, 1, 2), (3, 4, 5))
 #: [KG]'s 3-D panels stop at checkpoints 5, 35 and 55 of its 84 (unique(int(logspace(0, 4, 100))) - 1) and at
 #: the last; with another number of checkpoints, at the same fractions of the list.
 KG_CUTS, KG_CHECKPOINTS = (5, 35, 55), 84
+#: Settings fields the correlated variant has of its own (KG trains it shorter, on larger batches).
+CORRELATED_OWN = {"steps": "correlated_steps", "batch_size": "correlated_batch_size"}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -74,6 +76,13 @@ class LearningDynamicsSettings(Settings):
         for name in ("init_scale", "lr", "correlated_lr"):
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+
+    def with_overrides(self, experiment: str, overrides) -> "LearningDynamicsSettings":
+        """As Settings', and an override of ``steps`` or ``batch_size`` also sets the correlated variant's own
+        (unless given too), so that they reach every model as Settings promises."""
+        implied = {own: overrides[shared] for shared, own in CORRELATED_OWN.items()
+                   if shared in overrides and own not in overrides}
+        return super().with_overrides(experiment, {**overrides, **implied})
 
     def correlated(self) -> "LearningDynamicsSettings":
         """The settings the correlated variant trains with: its own steps and batch size."""

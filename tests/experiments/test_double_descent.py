@@ -127,3 +127,9 @@ def test_the_command_lines_batch_size_is_refused_too(tmp_path, capsys):
 def test_bad_settings_are_named(override, name):
     with pytest.raises(ValueError, match=name):
         get_experiment("double_descent").settings("small", **override)
+
+
+def test_the_warmup_is_cut_to_a_sixth_of_fewer_steps():
+    experiment = get_experiment("double_descent")
+    assert experiment.variants(experiment.settings("paper"))["T=3"].warmup_steps == 2_500  # [AR]'s, of 50k steps
+    assert experiment.variants(experiment.settings("paper", steps=6_000))["T=3"].warmup_steps == 1_000

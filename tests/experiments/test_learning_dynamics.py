@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from fastsup import load
-from fastsup.experiments import run_experiment
+from fastsup.experiments import get_experiment, run_experiment
 from fastsup.experiments.learning_dynamics import DIMENSIONAL, checkpoint_steps, largest_jump_share
 
 # for the checks that need a run, not a good one
@@ -81,8 +81,6 @@ def test_features_gain_dimensions_in_jumps_to_antipodal_pairs(tmp_path):
 
 
 def test_the_correlated_variant_is_kgs_two_sets_of_three_in_three_dimensions():
-    from fastsup.experiments import get_experiment
-
     experiment = get_experiment("learning_dynamics")
     config = experiment.variants(experiment.settings("paper"))["correlated"]
     assert (config.n_features, config.n_hidden, config.correlated_sets) == (6, 3, ((0, 1, 2), (3, 4, 5)))
@@ -127,9 +125,18 @@ def test_correlated_sets_become_orthogonal_bases_antipodal_to_each_other(tmp_pat
     8 instances; in 7 of 8 every feature had a feature of the other set at cos -0.92 to -0.99 (antipodal) and
     norms 0.99-1.05; in the 8th (seed 3) one feature stayed unlearned (norm 0.16)."""
     run = run_experiment("learning_dynamics", tmp_path, scale="small", backend="torch", device="cpu",
-                         progress=False, steps=30, n_features=7, n_hidden=3)  # the 100→10 variant only tiny
+                         progress=False, steps=30, n_features=7, n_hidden=3,  # the 100→10 variant only tiny
+                         correlated_steps=get_experiment("learning_dynamics").scales["small"].correlated_steps)
     table = run.table[run.table["variant"] == "correlated"]
     last = table[table["step"] == table["step"].max()]
     assert (last["within_set_max_abs_cosine"] <= 0.12).all(), last["within_set_max_abs_cosine"]  # measured ≤ 0.059
     antipodal = [max(v) <= -0.8 for v in last["other_set_min_cosine"]]  # measured -0.92 or lower in 7 of 8
     assert sum(antipodal) >= len(antipodal) / 2, last["other_set_min_cosine"].tolist()
+
+
+def test_steps_and_batch_size_overrides_reach_the_correlated_variant_unless_it_has_its_own():
+    experiment = get_experiment("learning_dynamics")
+    variants = experiment.variants(experiment.settings("small", steps=70, batch_size=33))
+    assert {(v.steps, v.batch_size) for v in variants.values()} == {(70, 33)}
+    variants = experiment.variants(experiment.settings("small", steps=70, correlated_steps=90))
+    assert (variants["learning_dynamics"].steps, variants["correlated"].steps) == (70, 90)
