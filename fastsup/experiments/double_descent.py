@@ -26,9 +26,9 @@ the T·np features of the points share the dimensions).
 Schedule: [AR]'s lr warms up linearly over 2,500 steps from 0 (``step / 2500``)
 and then decays by cos(π/2 · (s − 2500)/(steps − 2501)); fastsup's
 ``warmup_cosine`` is the same but its warmup starts one step later,
-``(s + 1) / 2500``, so its first update is not a zero step.  Instances of one
-T draw their points from the dataset step of the randomness contract by row,
-so the points of a smaller T are the first points of a larger T's.
+``(s + 1) / 2500``, so its first update is not a zero step.  The points are
+drawn from the randomness contract's dataset step by row, so instance k's
+points for a smaller T are the first of its points for a larger T.
 
 Full batch: a model's batch is its dataset, so these Settings have no batch
 size (an override is an error naming ``dataset_sizes``).
@@ -59,7 +59,7 @@ TOP_FEATURES = 5
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DoubleDescentSettings(Settings):
     #: full batch: a model's batch is its whole dataset of T points (``dataset_sizes``), so there is none to set
-    batch_size: None = None
+    batch_size: int | None = None  # must stay None
     n_features: int = 1000
     n_hidden: int = 2
     #: restarts per T, each on its own points; the one with the lowest training loss is measured

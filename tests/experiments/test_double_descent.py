@@ -133,3 +133,8 @@ def test_the_warmup_is_cut_to_a_sixth_of_fewer_steps():
     experiment = get_experiment("double_descent")
     assert experiment.variants(experiment.settings("paper"))["T=3"].warmup_steps == 2_500  # [AR]'s, of 50k steps
     assert experiment.variants(experiment.settings("paper", steps=6_000))["T=3"].warmup_steps == 1_000
+
+
+def test_a_smaller_datasets_points_are_the_first_of_a_larger_ones(tiny_run):
+    small, large = (load(tiny_run.result_dirs[label]).config for label in ("T=3", "T=12"))
+    assert torch.equal(dataset(small), dataset(large)[..., :3])
