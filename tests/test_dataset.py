@@ -40,6 +40,19 @@ def test_every_step_trains_on_the_same_points():
     torch.testing.assert_close(result.loss_history, torch.stack(losses), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_the_torch_backend_draws_the_dataset_once_not_every_step(monkeypatch, compile):
+    from fastsup.backends import torch_backend
+
+    calls = []
+    real = torch_backend.sample_batch
+    monkeypatch.setattr(torch_backend, "sample_batch", lambda *args, **kw: calls.append(args[1]) or real(*args, **kw))
+    fastsup.train(TrainConfig(**FIXED), backend="torch", compile=compile, progress=False)
+    assert calls == []  # the step never samples: the points are an input, drawn by data.dataset when it starts
+    fastsup.train(TrainConfig(**{**FIXED, "dataset_size": None}), backend="torch", compile=compile, progress=False)
+    assert calls  # fresh data is sampled in the step (a spy that can see it)
+
+
 def test_backends_chunks_and_the_compiled_step_agree():
     config = TrainConfig(**FIXED)
     eager = fastsup.train(config, backend="torch", compile=False, progress=False)

@@ -2,9 +2,12 @@
 
 One training step is a pure function of tensors (parameters, optimizer
 state, step index, scheduled lr, and the run's per-instance constants) and of
-a few static facts (model, data mode, seed, batch size, optimizer).  For long
-runs inductor compiles it, fusing sampling, the small contractions and the
-update into a few C++ loops (CUDA kernels on a GPU); since every per-run
+a few static facts (model, data mode, seed, batch size, optimizer).  A fixed
+dataset (``dataset_size``) is drawn once, when the trainer is built, and is an
+input of every step: sampling it again each step would cost T·n Philox draws
+per instance and step for the same points.  For long runs inductor compiles
+it, fusing sampling, the small contractions and the update into a few C++
+loops (CUDA kernels on a GPU); since every per-run
 tensor is an input, one compiled step serves every run with the same static
 facts and shapes (``compiled.STEPS``).
 """
@@ -18,7 +21,7 @@ from typing import Callable, ContextManager
 import torch
 
 from ..config import TrainConfig
-from ..data import DataSpec, sample_batch, sampling_step, target_of
+from ..data import DataSpec, dataset, sample_batch, sampling_step, target_of
 from ..functional import ModelSpec, Params, adam_update, loss_and_grads
 from ..init import init_params
 from . import compiled
@@ -41,6 +44,7 @@ class StepStatics:
     normalize: bool
     seed: int  # the Philox key is a Python int in the sampler
     batch_size: int
+    fixed_dataset: bool  # the batch is an input (the dataset drawn once), not sampled
     betas: tuple[float, float]
     eps: float
     decoupled: bool
@@ -50,34 +54,38 @@ def _statics(config: TrainConfig, names: tuple[str, ...]) -> StepStatics:
     return StepStatics(
         names=names, model=model_spec(config), magnitude=config.magnitude, normalize=config.normalize_points,
         seed=config.seed,
-        batch_size=config.batch_size, betas=tuple(config.betas), eps=config.eps,
+        batch_size=config.batch_size, fixed_dataset=config.dataset_size is not None,
+        betas=tuple(config.betas), eps=config.eps,
         decoupled=config.optimizer == "adamw",
     )
 
 
 def philox_calls_per_instance(config: TrainConfig) -> int:
-    """Philox calls of one instance's batch: one per (feature, four batch rows)."""
-    return config.n_features * -(-config.batch_size // 4)
+    """Philox calls of one instance's batch in one step: one per (feature, four batch rows); none for a fixed
+    dataset, which is drawn once."""
+    return 0 if config.dataset_size is not None else config.n_features * -(-config.batch_size // 4)
 
 
 def eager_slice_width(config: TrainConfig) -> int:
-    """Instances per slice of the eager step."""
-    return max(1, EAGER_SLICE_CALLS // philox_calls_per_instance(config))
+    """Instances per slice of the eager step (all of them when no step samples)."""
+    return max(1, EAGER_SLICE_CALLS // max(1, philox_calls_per_instance(config)))
 
 
-def _loss_and_grads(params: Params, spec: DataSpec, step, importance: torch.Tensor, statics: StepStatics):
-    x = sample_batch(spec, step, statics.batch_size)
+def _loss_and_grads(params: Params, spec: DataSpec, step, importance: torch.Tensor, statics: StepStatics,
+                    dataset: torch.Tensor | None):
+    x = sample_batch(spec, step, statics.batch_size) if dataset is None else dataset
     return loss_and_grads(params, x, target_of(x, statics.model.model), importance, statics.model)
 
 
 def _sliced_loss_and_grads(params: Params, spec: DataSpec, step, importance: torch.Tensor, statics: StepStatics,
-                           width: int):
+                           dataset: torch.Tensor | None, width: int):
     """Sample, forward and backward ``width`` instances at a time: an instance's numbers never depend on its companions."""
     losses, grads = [], []
     for start in range(0, spec.p.shape[0], width):
         part = slice(start, start + width)
         sub = dataclasses.replace(spec, instance_ids=spec.instance_ids[part], p=spec.p[part], inv_p=spec.inv_p[part])
-        loss, grad = _loss_and_grads({k: v[part] for k, v in params.items()}, sub, step, importance[part], statics)
+        loss, grad = _loss_and_grads({k: v[part] for k, v in params.items()}, sub, step, importance[part], statics,
+                                     None if dataset is None else dataset[part])
         losses.append(loss)
         grads.append(grad)
     return torch.cat(losses), {k: torch.cat([g[k] for g in grads]) for k in grads[0]}
@@ -93,13 +101,14 @@ def step_function(statics: StepStatics, slice_width: int | None = None) -> compi
 
     def step_fn(*tensors: torch.Tensor) -> tuple[torch.Tensor]:
         params, exp_avg, exp_avg_sq = (dict(zip(statics.names, tensors[i * k : (i + 1) * k])) for i in range(3))
-        step, step_count, lr, weight_decay, importance, instance_ids, p, inv_p, *grouping = tensors[3 * k :]
+        rest, dataset = (tensors[3 * k : -1], tensors[-1]) if statics.fixed_dataset else (tensors[3 * k :], None)
+        step, step_count, lr, weight_decay, importance, instance_ids, p, inv_p, *grouping = rest
         spec = DataSpec(statics.seed, instance_ids, p, inv_p, statics.magnitude, *(grouping or (None, None, None)),
                         normalize=statics.normalize)
         if slice_width is None or slice_width >= p.shape[0]:
-            loss, grads = _loss_and_grads(params, spec, step, importance, statics)
+            loss, grads = _loss_and_grads(params, spec, step, importance, statics, dataset)
         else:
-            loss, grads = _sliced_loss_and_grads(params, spec, step, importance, statics, slice_width)
+            loss, grads = _sliced_loss_and_grads(params, spec, step, importance, statics, dataset, slice_width)
         adam_update(params, grads, exp_avg, exp_avg_sq, step_count, lr, weight_decay, statics.betas, statics.eps,
                     statics.decoupled)
         return (loss,)
@@ -127,8 +136,9 @@ class TorchTrainer:
         self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in self.params.items()}
         self.base_lr = config.lr_tensor().to(device)
         grouping = [spec.presence_column, spec.flip, spec.grouped] if spec.presence_column is not None else []
+        points = [] if config.dataset_size is None else [dataset(config, device)]  # drawn once, here
         self.constants = [config.weight_decay_tensor().to(device), config.importance_tensor().to(device),
-                          spec.instance_ids, spec.p, spec.inv_p, *grouping]
+                          spec.instance_ids, spec.p, spec.inv_p, *grouping, *points]
         self.state = [*self.params.values(), *self.exp_avg.values(), *self.exp_avg_sq.values()]
         statics = _statics(config, tuple(self.params))
         example = self.inputs(0, 1.0)

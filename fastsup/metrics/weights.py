@@ -169,12 +169,18 @@ def feature_dimensionality(W) -> Tensor:
         ``Float[Tensor, "*inst n"]`` with values in ``[0, 1]``.
     """
     W = _as_weights(W)
-    norms, sup = _norms_and_overlaps(W)
+    return _nan_where_diverged(W, _dimensionality(W))
+
+
+def _dimensionality(vectors: Tensor) -> Tensor:
+    """``‖v_i‖² / Σ_j (v̂_i·v_j)²`` of every row ``v_i`` of ``vectors`` ``[..., k, m]`` (0 for a zero row): the
+    share of the ``m`` dimensions each of the ``k`` vectors gets, whether they are features or data points."""
+    norms, sup = _norms_and_overlaps(vectors)
     num = norms.square()
     den = num + sup
     ok = den > 0
     safe = torch.where(ok, den, torch.ones_like(den))
-    return _nan_where_diverged(W, torch.where(ok, num / safe, torch.zeros_like(den)))
+    return torch.where(ok, num / safe, torch.zeros_like(den))
 
 
 def dimensions_per_feature(W) -> Tensor:

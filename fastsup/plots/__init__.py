@@ -6,7 +6,8 @@ freed when dropped.
 """
 
 from .branches import plot_loss_branches
-from .dynamics import plot_learning_dynamics
+from .double_descent import plot_double_descent
+from .dynamics import plot_learning_dynamics, plot_trajectories_3d
 from .features_2d import plot_features_2d
 from .geometry import POLYTOPE_FRACTIONS, plot_feature_geometry
 from .gram_and_norms import plot_gram_and_norms
@@ -16,6 +17,6 @@ from .neuron_stacks import plot_neuron_stacks
 from .norm_bars import plot_norm_bars
 from .phase import plot_phase_diagram
 
-__all__ = ["POLYTOPE_FRACTIONS", "plot_feature_geometry", "plot_features_2d", "plot_gram_and_norms",
-           "plot_gram_heatmaps", "plot_learning_dynamics", "plot_lines", "plot_loss_branches",
-           "plot_neuron_stacks", "plot_norm_bars", "plot_phase_diagram"]
+__all__ = ["POLYTOPE_FRACTIONS", "plot_double_descent", "plot_feature_geometry", "plot_features_2d",
+           "plot_gram_and_norms", "plot_gram_heatmaps", "plot_learning_dynamics", "plot_lines", "plot_loss_branches",
+           "plot_neuron_stacks", "plot_norm_bars", "plot_phase_diagram", "plot_trajectories_3d"]

@@ -56,14 +56,22 @@ def test_registry_has_the_experiments_with_descriptions_and_both_scales():
         assert set(experiment.scales) == set(SCALES)
 
 
+#: Experiments that train full-batch on fixed datasets: their batch is the dataset, and they refuse a batch_size.
+FULL_BATCH = {"double_descent"}
+
+
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_overrides_reach_every_model_of_every_variant(name):
-    """steps, batch_size, seed and a TrainConfig field that no experiment sets (eps) reach every model."""
+    """steps, batch_size, seed and a TrainConfig field that no experiment sets (eps) reach every model (a
+    full-batch experiment's batch is each model's dataset)."""
     experiment = get_experiment(name)
-    settings = experiment.settings("small", steps=7, batch_size=9, seed=5, eps=3e-7)
+    full_batch = name in FULL_BATCH
+    settings = experiment.settings("small", steps=7, seed=5, eps=3e-7, **({} if full_batch else {"batch_size": 9}))
     for label, variant in experiment.variants(settings).items():
         for fields in _models(variant):
-            assert (fields["steps"], fields["batch_size"], fields["seed"], fields["eps"]) == (7, 9, 5, 3e-7), label
+            batch_size = fields["dataset_size"] if full_batch else 9
+            assert (fields["steps"], fields["batch_size"], fields["seed"], fields["eps"]) == (7, batch_size, 5, 3e-7), \
+                label
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
