@@ -1,25 +1,29 @@
 """Persistent whole-run kernel: one launch trains every instance for every step.
 
-Grid ``(I,)``.  A program keeps its instance's parameters and Adam moments in
-registers for the whole run; each step it loops over the batch in blocks of
-``4 * BLOCK_Q`` rows (sampling each block with Philox, nothing touches global
-memory but the loss history), then applies the update.  The schedule comes
-from per-step tables computed on the host once (lr multiplier and Adam bias
-corrections), the same fp32 numbers the torch backend uses.
+Grid ``(I,)``.  Each step a program loops over the batch in chunks of
+``4 * BLOCK_Q`` rows.  A chunk's Philox call per (quad, feature) gives four
+rows, one per lane; the program handles them a lane at a time and keeps the
+rows in the thread that drew them, adding their loss and gradients to
+per-quad sums (tiles with a quad axis).  Those sums cross threads once, at
+the end of the step, and then the update runs.  Nothing touches global
+memory in the chunk loop; the parameters and Adam moments are read and
+written once per step in their buffers, which stay in L1.  The schedule
+comes from per-step tables computed on the host once (lr multiplier and Adam
+bias corrections), the same fp32 numbers the torch backend uses.
 
 At the steps a ``Checkpoints`` table marks, the program also stores its
 updated parameters into the checkpoint buffers (a per-step table lookup,
 like the loss history's ``step % log_every``): checkpoints cost no launch.
 
-The same kernel also runs a window of steps (``step_start`` to ``step_stop``),
-reading and writing the Adam moments at its ends: ``PersistentStepper``
-launches it once per step so that ``on_step`` hooks see every step, with the
-same batch blocking, hence bit for bit the same training as one launch.
+The same kernel also runs a window of steps (``step_start`` to ``step_stop``):
+``PersistentStepper`` launches it once per step so that ``on_step`` hooks see
+every step, with the same batch blocking, hence bit for bit the same training
+as one launch.
 
-For small n·m only (phase diagrams, 5→2, 20→5): the parameters, moments and
-the ``[N_PAD, M_PAD, R]`` register products must fit in one program's
-registers; ``fastsup.kernels.dispatch`` decides, and the compile check proves
-the chosen configurations do not spill.
+For small n·m only (phase diagrams, 5→2, 20→5): the ``[N_PAD, M_PAD, BLOCK_Q]``
+register products and sums must fit in one program's registers;
+``fastsup.kernels.dispatch`` decides, and the compile check proves the chosen
+configurations do not spill.
 """
 
 from __future__ import annotations
