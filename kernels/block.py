@@ -49,6 +49,12 @@ def sample_block(seed_lo, seed_hi, instance, step, quads, features, p, inv_p, SI
     Rows past the batch are the caller's to mask.
     """
     u = philox_uniform_tile(seed_lo, seed_hi, instance, step, quads, features, 0)  # Stream.DATA
+    return features_from_uniforms(u, p, inv_p, SIGNED)
+
+
+@triton.jit
+def features_from_uniforms(u, p, inv_p, SIGNED: tl.constexpr):
+    """x from the data stream's uniforms u ``[N_PAD, R]``: present where u < p, magnitude u / p (or 2 u / p - 1)."""
     magnitude = tl.minimum(u * inv_p[:, None], BELOW_ONE)
     if SIGNED:
         # exact as written or contracted into an FMA: doubling is exact
@@ -94,7 +100,7 @@ def hidden_grad(gh, a, MODEL: tl.constexpr):
 
 @triton.jit
 def output_loss_grad(z, x, row_valid, imp, grad_scale, threshold, MODEL: tl.constexpr, ACT: tl.constexpr):
-    """From the output pre-activation z ``[BN, R]`` of some features: Σ I_f (y − t)² and g = dL/dz.
+    """From the output pre-activation z ``[BN, R]`` of some features: each row's Σ_f I_f (y − t)² ``[R]``, and g = dL/dz.
 
     x: the same features' inputs ``[BN, R]``; imp ``[BN]``; rows outside the
     batch (``row_valid`` false) contribute nothing.
@@ -111,14 +117,14 @@ def output_loss_grad(z, x, row_valid, imp, grad_scale, threshold, MODEL: tl.cons
         target = x
     err = tl.where(row_valid[None, :], y - target, 0.0)
     weighted = imp[:, None] * err
-    loss_sum = tl.sum(tl.sum(weighted * err, axis=1), axis=0)
+    row_loss = tl.sum(weighted * err, axis=0)
     g = grad_scale * weighted
     if MODEL != LINEAR:
         if ACT == ACT_RELU:
             g = tl.where(z > 0.0, g, 0.0)
         else:
             g = tl.where(z >= threshold, g, 0.0)
-    return loss_sum, g
+    return row_loss, g
 
 
 @triton.jit
@@ -141,14 +147,27 @@ def block_loss_grads(
     Returns ``(loss_sum, d_enc [N_PAD, M_PAD], d_dec [M_PAD, N_PAD], db [N_PAD])``;
     for tied models dW = d_enc + d_decᵀ.
     """
+    row_loss, h, g, gh = backprop_rows(x, row_valid, enc, dec, b, imp, grad_scale, threshold, MODEL, ACT, USE_DOT,
+                                       PRECISION)
+    d_enc = outer(x, gh, USE_DOT, PRECISION)  # [N_PAD, M_PAD]
+    d_dec = outer(h, g, USE_DOT, PRECISION)  # [M_PAD, N_PAD]
+    return tl.sum(row_loss, axis=0), d_enc, d_dec, tl.sum(g, axis=1)
+
+
+@triton.jit
+def backprop_rows(x, row_valid, enc, dec, b, imp, grad_scale, threshold, MODEL: tl.constexpr, ACT: tl.constexpr,
+                  USE_DOT: tl.constexpr, PRECISION: tl.constexpr):
+    """Forward, loss and backward of a block of rows (arguments as ``block_loss_grads``), nothing summed over rows.
+
+    Returns ``(row_loss [R], h [M_PAD, R], g = dL/dz [N_PAD, R], gh = dL/da [M_PAD, R])``:
+    the rows' gradients are ``x ghᵀ`` (enc) and ``h gᵀ`` (dec), left to the caller to sum.
+    """
     a = contract(enc, x, USE_DOT, PRECISION)  # [M_PAD, R]
     h = hidden_activation(a, MODEL)
     z = contract(dec, h, USE_DOT, PRECISION) + b[:, None]  # [N_PAD, R]
-    loss_sum, g = output_loss_grad(z, x, row_valid, imp, grad_scale, threshold, MODEL, ACT)
+    row_loss, g = output_loss_grad(z, x, row_valid, imp, grad_scale, threshold, MODEL, ACT)
     gh = hidden_grad(contract(tl.trans(dec), g, USE_DOT, PRECISION), a, MODEL)  # [M_PAD, R]
-    d_enc = outer(x, gh, USE_DOT, PRECISION)  # [N_PAD, M_PAD]
-    d_dec = outer(h, g, USE_DOT, PRECISION)  # [M_PAD, N_PAD]
-    return loss_sum, d_enc, d_dec, tl.sum(g, axis=1)
+    return row_loss, h, g, gh
 
 
 @triton.jit

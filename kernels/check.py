@@ -63,6 +63,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 import re
 import resource
 import shutil
@@ -513,18 +514,27 @@ SASS_CLASSES = {"SHFL": ("SHFL",), "BAR": ("BAR",), "LDS/STS": ("LDS", "STS"), "
 
 
 def sass_structure(sass: str) -> dict:
-    """The kernel body's instructions (up to its last EXIT: the subroutines after it are the slow paths of
-    div.rn / sqrt.rn) and its loops, from backward branches: ``{"ops": [[pc, opcode]], "loops": [[start, end]]}``."""
-    ops, loops = [], []
+    """The kernel body's instructions (up to its first subroutine: the slow paths of div.rn / sqrt.rn
+    that CALL jumps to) and its loops, from backward branches: ``{"ops": [[pc, opcode]], "loops": [[start, end]]}``.
+
+    The body does not end at its last EXIT: ptxas rotates loops, so a step
+    loop's exit test can be an EXIT with the loop's back branch after it.
+    Subroutines are the CALL targets past the last EXIT (on sm_80 ptxas
+    also CALLs the next instruction inside loops).
+    """
+    ops, loops, calls = [], [], []
     for pc, opcode, operands in _SASS_LINE.findall(sass):
-        ops.append([int(pc, 16), opcode])
+        pc = int(pc, 16)
+        ops.append([pc, opcode])
         target = _HEX_TARGET.search(operands.strip())
-        if opcode.startswith("BRA") and target and int(target.group(1), 16) <= int(pc, 16):
-            loops.append([int(target.group(1), 16), int(pc, 16)])
-    exits = [pc for pc, opcode in ops if opcode == "EXIT"]
-    end = max(exits) if exits else ops[-1][0]
-    ops = [op for op in ops if op[0] <= end and op[1] != "NOP"]
-    return dict(ops=ops, loops=sorted(loop for loop in loops if loop[1] <= end))
+        if target and opcode.startswith("CALL"):
+            calls.append(int(target.group(1), 16))
+        elif target and opcode.startswith("BRA") and int(target.group(1), 16) < pc:
+            loops.append([int(target.group(1), 16), pc])
+    last_exit = max((pc for pc, opcode in ops if opcode == "EXIT"), default=0)
+    end = min((pc for pc in calls if pc > last_exit), default=ops[-1][0] + 1)
+    ops = [op for op in ops if op[0] < end and op[1] != "NOP"]
+    return dict(ops=ops, loops=sorted(loop for loop in loops if loop[1] < end))
 
 
 def occupancy(registers: int, shared: int, num_warps: int, arch: int) -> dict:
@@ -540,20 +550,21 @@ def occupancy(registers: int, shared: int, num_warps: int, arch: int) -> dict:
     return dict(blocks=blocks, limit=min(limits, key=limits.get), limits=limits)
 
 
-def _trips(kernel: str, args: dict) -> tuple[int, int, int]:
-    """(trips of each top-level loop per step, trips of a nested loop per outer trip, programs per instance).
+def _trips(kernel: str, args: dict) -> tuple[tuple[int, ...], int]:
+    """(trips per step of a loop at each nesting depth, per trip of the loop around it; programs per instance).
 
     persistent_run: the step loop runs once per step, the batch-chunk loop
-    cdiv(cdiv(B, 4), BLOCK_Q) times in it.  step_partials: its three feature
-    loops cdiv(n, BLOCK_N) times each, in each of the NB batch-block programs.
-    reduce_update: its loops over the NB batch blocks, in each feature-block program.
+    cdiv(cdiv(B, 4), BLOCK_Q) times in it, the lane loop four times in that.
+    step_partials: its three feature loops cdiv(n, BLOCK_N) times each, in
+    each of the NB batch-block programs.  reduce_update: its loops over the NB
+    batch blocks, in each feature-block program.  Deeper loops count once.
     """
     chunks = -(-(-(-args["batch_size"] // 4)) // args["BLOCK_Q"]) if "BLOCK_Q" in args else None
     if kernel == "persistent_run":
-        return 1, chunks, 1
+        return (1, chunks, 4), 1
     if kernel == "step_partials":
-        return -(-args["n_features"] // args["BLOCK_N"]), 1, chunks
-    return args["n_blocks"], 1, -(-args["n_features"] // args["BLOCK_N"])
+        return (-(-args["n_features"] // args["BLOCK_N"]),), chunks
+    return (args["n_blocks"],), -(-args["n_features"] // args["BLOCK_N"])
 
 
 def sass_profile(structure: dict, kernel: str, args: dict, num_warps: int) -> dict:
@@ -565,7 +576,7 @@ def sass_profile(structure: dict, kernel: str, args: dict, num_warps: int) -> di
     per run and is left out.  Branches inside loop bodies are counted as
     if taken (an upper bound for bodies with rarely taken paths).
     """
-    outer_trips, inner_trips, programs = _trips(kernel, args)
+    depth_trips, programs = _trips(kernel, args)
     loops = structure["loops"]
     top = [loop for loop in loops if not any(o != loop and o[0] <= loop[0] and loop[1] <= o[1] for o in loops)]
     counts = dict.fromkeys(["total", *SASS_CLASSES], 0)
@@ -574,7 +585,7 @@ def sass_profile(structure: dict, kernel: str, args: dict, num_warps: int) -> di
         if not enclosing:
             weight = 0 if kernel == "persistent_run" else 1
         else:
-            weight = outer_trips * (inner_trips if len(enclosing) > 1 else 1)
+            weight = math.prod(depth_trips[:len(enclosing)])
         counts["total"] += weight
         for name, prefixes in SASS_CLASSES.items():
             if opcode.split(".")[0] in prefixes:
@@ -708,7 +719,7 @@ def format_sass_table(rows: list[dict]) -> str:
                       f"{p['top_loops']}+{p['nested_loops']}", _workloads(r["shapes"])])
     widths = [max(len(line[i]) for line in lines) for i in range(len(SASS_COLUMNS))]
     note = ("per thread per training step; persistent_run: the step loop's body with its batch-chunk loop run "
-            "cdiv(cdiv(B, 4), bq) times; step kernels: one launch, feature / batch-block loops at their trip "
+            "cdiv(cdiv(B, 4), bq) times and its lane loop 4 times in each; step kernels: one launch, feature / batch-block loops at their trip "
             "counts; instr/element: per sampled (row, feature) element, all of an instance's programs; "
             "loops: top-level+nested in the SASS")
     return "\n".join(["static SASS report (cuobjdump -sass; counts, not timings): " + note] +

@@ -25,10 +25,11 @@ device, from the code as written:
     reduce/update kernel (reads partials, params and moments, writes them
     back) and the launcher's ``step_index += 1``.
 ``triton_persistent``
-    ``kernels/persistent.py``: one launch per run; parameters and moments
-    stay on chip, so a step touches global memory only for the schedule
-    tables and, every ``log_every`` steps, the loss history.  Parameters are
-    loaded and stored once per *run* (``Cost.run_ops``).
+    ``kernels/persistent.py``: one launch per run; the batch never leaves
+    the chip, so a step touches global memory only to read and write the
+    parameters and moments once (L1-resident), for the schedule tables and,
+    every ``log_every`` steps, the loss history.  Per-instance constants are
+    loaded once per *run* (``Cost.run_ops``).
 
 Counting rules (the same for every strategy, and for the traced
 cross-check in ``tests/test_cost_model.py``):
@@ -591,21 +592,23 @@ def _triton_persistent(s: Shape, plan) -> Cost:
     ops = _Ops()
     contraction = 10.0 * I * rows * plan.n_pad * plan.m_pad
     elementwise = lanes * (_sample_ops(s) + _output_ops(s)) + I * rows * plan.m_pad * _hidden_ops(s)
-    accumulate = I * chunks * (2 * tile + plan.n_pad + 1)
+    accumulate = I * rows * (2 * tile + plan.n_pad + 1)  # every row adds x ghᵀ and h gᵀ, g and its loss
+    reduce = I * plan.block_q * (mats * tile + plan.n_pad + 1)  # the per-quad sums, once per step
+    state = FP32 * 3 * (mats * P + V)  # parameters and both moments
     ops.add("contractions (in registers)", "forward", contraction, launches=0, contraction=True)
     ops.add("sampling, loss, output and hidden grads (in registers)", "backward", elementwise, launches=0)
-    ops.add("accumulate block grads", "backward", accumulate, launches=0)
-    ops.add("AdamW/Adam (in registers)", "optimizer", _ADAM_FLOPS * I * (mats * tile + plan.n_pad)
-            + (I * tile if s.tied else 0), launches=0)
+    ops.add("accumulate per-quad grads", "backward", accumulate, launches=0)
+    ops.add("reduce per-quad grads (once per step)", "backward", reduce, launches=0)
+    ops.add("AdamW/Adam: read and write params and moments", "optimizer", _ADAM_FLOPS * I * (mats * tile + plan.n_pad),
+            state, state, launches=0)
     ops.add("schedule tables (lr scale, bias corrections)", "optimizer", 0, 3 * FP32, 0, launches=0)
     run_ops = _Ops()
-    run_ops.add("launch: load params and per-instance constants", "run", 0,
-                FP32 * (mats * P + 4 * V + 2 * I) + INT64 * I, 0, launches=1)
-    run_ops.add("store params", "run", 0, 0, FP32 * (mats * P + V), launches=0)
+    run_ops.add("launch: load per-instance constants", "run", 0, FP32 * (3 * V + 2 * I) + INT64 * I, 0, launches=1)
     run_ops.add("store loss history", "log", 0, 0, FP32 * I * s.n_logged, launches=0)
     notes = (f"triton_persistent: {chunks} batch chunk(s) of {4 * plan.block_q} rows per step on a "
-             f"{plan.n_pad}x{plan.m_pad} tile; parameters and moments stay in registers (the compile check "
-             "proves no spills), so a step's global traffic is the schedule tables alone",)
+             f"{plan.n_pad}x{plan.m_pad} tile, one reduction across threads per step; the batch stays in "
+             "registers (the compile check proves no spills), parameters and moments are read and written "
+             "once per step",)
     return Cost("triton_persistent", s, tuple(ops), tuple(run_ops), float(I * chunks * plan.n_pad * plan.block_q),
                 notes=notes, plan=plan)
 

@@ -30,11 +30,14 @@ PERSISTENT_TILE_LIMIT = 256
 # 4–8 B on sm_90 at 72–80 registers: not register pressure but predicates
 # (the SASS saves them with P2R and stores that register to the stack).  At
 # 128 rows they compile clean (every variant of 3→2 and 2→1, sm_80 and sm_90,
-# 2026-12-01, 2-core dev machine).  The persistent kernel keeps 256: at 128
-# rows its 2→1 signed binaries spilled 8 B on sm_80, a pointer saved around
-# the subroutine call of div.rn's slow path.
-MAX_PERSISTENT_ROWS = 256
+# 2026-12-01, 2-core dev machine).
 MAX_STEP_ROWS = 128
+# Persistent tiles up to this many W elements give each thread one row-quad
+# of every chunk, so n and m stay inside the thread (5→2 on sm_90: 2 353
+# SHFL and 490 BAR per thread per step before, 175 and 12 after).  At 8x4
+# (6→3) the same layout took 255 registers and spilled 4 B.
+QUAD_PER_THREAD_TILE_LIMIT = 16
+QUAD_PER_THREAD_THREADS = 128  # 4 warps
 # The dot path holds x [block_n, rows] and three [m_pad, rows] tiles; with
 # tf32 MMA, 64x32 tiles at 128 rows compiled without spills at 8 warps.
 DOT_ROWS = 32
@@ -84,7 +87,6 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
     use_dot = precision == "tf32" and min(n, m) >= 8
     n_pad = max(triton.next_power_of_2(n), MIN_DOT if use_dot else 1)
     m_pad = max(triton.next_power_of_2(m), MIN_DOT if use_dot else 1)
-    batch_rows = 4 * triton.next_power_of_2(-(-batch_size // 4))
     fits_on_chip = not use_dot and n_pad * m_pad <= PERSISTENT_TILE_LIMIT
     if strategy == "auto":
         strategy = "persistent" if fits_on_chip else "step"
@@ -95,21 +97,33 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
     if strategy == "persistent" and not fits_on_chip:
         raise ValueError(f"persistent strategy needs the register path and n_pad*m_pad <= {PERSISTENT_TILE_LIMIT}, "
                          f"got {n_pad}x{m_pad}{' with tf32 dots' if use_dot else ''}")
+    quads = triton.next_power_of_2(-(-batch_size // 4))
+    quad_per_thread = strategy == "persistent" and n_pad * m_pad <= QUAD_PER_THREAD_TILE_LIMIT
     if use_dot:
         block_n, rows = min(n_pad, DOT_BLOCK_N), DOT_ROWS
+    elif quad_per_thread:
+        # one quad (four rows, one lane at a time) per thread: n and m stay inside the thread
+        block_n, rows = n_pad, 4 * min(quads, QUAD_PER_THREAD_THREADS)
+    elif strategy == "persistent":
+        # a lane's sub-block of block_q rows is the register product's row axis
+        block_n = n_pad
+        rows = 4 * max(1, min(_pow2_floor(PERSISTENT_PRODUCT_LIMIT // (n_pad * max(m_pad, 4))), quads))
     else:
-        budget = PERSISTENT_PRODUCT_LIMIT if strategy == "persistent" else REGISTER_PRODUCT_LIMIT
         # [block_n, rows] tiles (x, z, g, ...) cost registers too: for m = 1 and
         # 2 the compile check saw 8-16 B spills at a full product budget, so
         # the hidden width counts as at least 4 here.
         width = max(m_pad, 4)
-        block_n = n_pad if strategy == "persistent" else min(n_pad, _pow2_floor(budget // (4 * width)))
-        max_rows = MAX_STEP_ROWS if strategy == "step" else MAX_PERSISTENT_ROWS
-        rows = max(4, min(_pow2_floor(budget // (block_n * width)), batch_rows, max_rows))
+        block_n = min(n_pad, _pow2_floor(REGISTER_PRODUCT_LIMIT // (4 * width)))
+        rows = max(4, min(_pow2_floor(REGISTER_PRODUCT_LIMIT // (block_n * width)), 4 * quads, MAX_STEP_ROWS))
     # Wide hidden layers on the register path (m_pad >= 128) spilled 4 B at
     # 4 warps on sm_80 in some variants: 8 warps halve the per-thread share.
     num_warps = 8 if (use_dot and block_n * m_pad >= 2048) or (not use_dot and m_pad >= 128) else 4
     reduce_block_n = min(n_pad, max(1, _pow2_floor(REDUCE_TILE_LIMIT // m_pad)))
     path = "tl.dot, tf32" if use_dot else "register broadcast-sums"
+    if strategy == "persistent":
+        tile = (f"chunks of {rows} rows, {'one quad' if quad_per_thread else 'quads spread'} per thread, "
+                "gradients reduced once per step")
+    else:
+        tile = f"{block_n} features x {rows} rows per tile"
     return Plan(strategy, use_dot, n_pad, m_pad, block_n, rows // 4, num_warps, reduce_block_n, precision,
-                f"{why}; {path}, {block_n} features x {rows} rows per tile")
+                f"{why}; {path}, {tile}")

@@ -1,25 +1,29 @@
 """Persistent whole-run kernel: one launch trains every instance for every step.
 
-Grid ``(I,)``.  A program keeps its instance's parameters and Adam moments in
-registers for the whole run; each step it loops over the batch in blocks of
-``4 * BLOCK_Q`` rows (sampling each block with Philox, nothing touches global
-memory but the loss history), then applies the update.  The schedule comes
-from per-step tables computed on the host once (lr multiplier and Adam bias
-corrections), the same fp32 numbers the torch backend uses.
+Grid ``(I,)``.  Each step a program loops over the batch in chunks of
+``4 * BLOCK_Q`` rows.  A chunk's Philox call per (quad, feature) gives four
+rows, one per lane; the program handles them a lane at a time and keeps the
+rows in the thread that drew them, adding their loss and gradients to
+per-quad sums (tiles with a quad axis).  Those sums cross threads once, at
+the end of the step, and then the update runs.  Nothing touches global
+memory in the chunk loop; the parameters and Adam moments are read and
+written once per step in their buffers, which stay in L1.  The schedule
+comes from per-step tables computed on the host once (lr multiplier and Adam
+bias corrections), the same fp32 numbers the torch backend uses.
 
 At the steps a ``Checkpoints`` table marks, the program also stores its
 updated parameters into the checkpoint buffers (a per-step table lookup,
 like the loss history's ``step % log_every``): checkpoints cost no launch.
 
-The same kernel also runs a window of steps (``step_start`` to ``step_stop``),
-reading and writing the Adam moments at its ends: ``PersistentStepper``
-launches it once per step so that ``on_step`` hooks see every step, with the
-same batch blocking, hence bit for bit the same training as one launch.
+The same kernel also runs a window of steps (``step_start`` to ``step_stop``):
+``PersistentStepper`` launches it once per step so that ``on_step`` hooks see
+every step, with the same batch blocking, hence bit for bit the same training
+as one launch.
 
-For small n·m only (phase diagrams, 5→2, 20→5): the parameters, moments and
-the ``[N_PAD, M_PAD, R]`` register products must fit in one program's
-registers; ``fastsup.kernels.dispatch`` decides, and the compile check proves
-the chosen configurations do not spill.
+For small n·m only (phase diagrams, 5→2, 20→5): the ``[N_PAD, M_PAD, BLOCK_Q]``
+register products and sums must fit in one program's registers;
+``fastsup.kernels.dispatch`` decides, and the compile check proves the chosen
+configurations do not spill.
 """
 
 from __future__ import annotations
@@ -28,13 +32,49 @@ import torch
 import triton
 import triton.language as tl
 
-from fastsup.kernels.block import ABS, adam_tile, block_loss_grads, sample_block
+from fastsup.kernels.block import ABS, adam_tile, backprop_rows, features_from_uniforms
 from fastsup.kernels.dispatch import Plan
+from fastsup.kernels.sampling import philox_lane_words
 from fastsup.kernels.utils import Checkpoints, KernelInputs, Moments, on_device
 
 # ---------------------------------------------------------------------------
 # kernel
 # ---------------------------------------------------------------------------
+
+
+@triton.jit
+def accumulate_lane(
+    word,  # uint32 [N_PAD, BLOCK_Q]: the data stream's Philox words of rows 4 * quads + lane
+    lane,  # scalar in [0, 4)
+    quads,  # int [BLOCK_Q]: row-quad indices
+    batch_size,  # scalar: B
+    p, inv_p, imp, b,  # fp32 [N_PAD]
+    enc,  # fp32 [N_PAD, M_PAD]
+    dec,  # fp32 [M_PAD, N_PAD]
+    grad_scale, threshold,  # fp32 scalars
+    loss_acc,  # fp32 [BLOCK_Q]: each quad column's loss so far
+    enc_acc,  # fp32 [N_PAD, M_PAD, BLOCK_Q]: dW (tied) or dW1 so far, per quad column
+    dec_acc,  # fp32 [M_PAD, N_PAD, BLOCK_Q]: dW2 so far (abs only)
+    b_acc,  # fp32 [N_PAD, BLOCK_Q]
+    MODEL: tl.constexpr, ACT: tl.constexpr, SIGNED: tl.constexpr,
+):
+    """Adds one lane's rows (one row per quad) to the step's per-quad loss and gradient sums.
+
+    The sums keep their quad axis, so each thread adds up the rows it drew
+    and nothing crosses threads until the step's one reduction.  They are the
+    shape of the register products, which the dispatcher already sizes to fit.
+    """
+    row_valid = 4 * quads + lane < batch_size
+    u = tl.uint_to_uniform_float(word)
+    x = tl.where(row_valid[None, :], features_from_uniforms(u, p, inv_p, SIGNED), 0.0)
+    row_loss, h, g, gh = backprop_rows(x, row_valid, enc, dec, b, imp, grad_scale, threshold, MODEL, ACT, False,
+                                       "ieee")
+    enc_acc += x[:, None, :] * gh[None, :, :]
+    if MODEL == ABS:
+        dec_acc += h[:, None, :] * g[None, :, :]
+    else:  # tied: the decoder's share of dW, transposed onto W's [N_PAD, M_PAD]
+        enc_acc += g[:, None, :] * h[None, :, :]
+    return loss_acc + row_loss, enc_acc, dec_acc, b_acc + g
 
 
 # Every run-dependent integer is kept out of specialization: a window starting
@@ -83,9 +123,7 @@ def persistent_run_kernel(
     DECOUPLED: tl.constexpr,
     N_PAD: tl.constexpr,
     M_PAD: tl.constexpr,
-    BLOCK_Q: tl.constexpr,
-    USE_DOT: tl.constexpr,
-    PRECISION: tl.constexpr,
+    BLOCK_Q: tl.constexpr,  # row-quads per batch chunk: 4 * BLOCK_Q rows, drawn and summed lane by lane
 ):
     k = tl.program_id(0)
     features = tl.arange(0, N_PAD)
@@ -97,54 +135,63 @@ def persistent_run_kernel(
     # per-instance base offsets as int64 scalars, offsets within an instance as int32 tiles
     mat_base = k.to(tl.int64) * n_features * n_hidden
     vec_base = k.to(tl.int64) * n_features
-    enc_offsets = features[:, None] * n_hidden + hidden[None, :]  # [N_PAD, M_PAD]
-    dec_offsets = hidden[:, None] * n_features + features[None, :]  # [M_PAD, N_PAD]
-    vec_offsets = features  # [N_PAD]
-
-    enc = tl.load(enc_ptr + mat_base + enc_offsets, mask=nm_mask, other=0.0)
-    if MODEL == ABS:
-        dec = tl.load(dec_ptr + mat_base + dec_offsets, mask=mn_mask, other=0.0)
-    else:
-        dec = tl.trans(enc)
-    b = tl.load(b_ptr + vec_base + vec_offsets, mask=f_mask, other=0.0)
-    p = tl.load(p_ptr + vec_base + vec_offsets, mask=f_mask, other=0.0)
-    inv_p = tl.load(inv_p_ptr + vec_base + vec_offsets, mask=f_mask, other=0.0)
-    imp = tl.load(imp_ptr + vec_base + vec_offsets, mask=f_mask, other=0.0)
+    p = tl.load(p_ptr + vec_base + features, mask=f_mask, other=0.0)
+    inv_p = tl.load(inv_p_ptr + vec_base + features, mask=f_mask, other=0.0)
+    imp = tl.load(imp_ptr + vec_base + features, mask=f_mask, other=0.0)
     lr = tl.load(lr_ptr + k)
     wd = tl.load(wd_ptr + k)
     instance = tl.load(ids_ptr + k)
-
-    m_enc = tl.load(m_enc_ptr + mat_base + enc_offsets, mask=nm_mask, other=0.0)
-    v_enc = tl.load(v_enc_ptr + mat_base + enc_offsets, mask=nm_mask, other=0.0)
-    if MODEL == ABS:
-        m_dec = tl.load(m_dec_ptr + mat_base + dec_offsets, mask=mn_mask, other=0.0)
-        v_dec = tl.load(v_dec_ptr + mat_base + dec_offsets, mask=mn_mask, other=0.0)
-    else:  # the tied model's one matrix has its moments in m_enc / v_enc
-        m_dec = tl.zeros([M_PAD, N_PAD], dtype=tl.float32)
-        v_dec = tl.zeros([M_PAD, N_PAD], dtype=tl.float32)
-    m_b = tl.load(m_b_ptr + vec_base + vec_offsets, mask=f_mask, other=0.0)
-    v_b = tl.load(v_b_ptr + vec_base + vec_offsets, mask=f_mask, other=0.0)
     n_quads = tl.cdiv(batch_size, 4)
     n_logged_regular = tl.cdiv(n_steps, log_every)
 
     for step in range(step_start, step_stop):
-        loss = 0.0
-        d_enc = tl.zeros([N_PAD, M_PAD], dtype=tl.float32)
-        d_dec = tl.zeros([M_PAD, N_PAD], dtype=tl.float32)
-        db = tl.zeros([N_PAD], dtype=tl.float32)
+        # Parameters and moments live in their (L1-resident) buffers between
+        # steps, read and written once per step.  Carried through the step loop
+        # in registers instead, the compiler kept them in three layouts at once
+        # (the update's, the forward's, the backward's) and repeated the Adam
+        # update in each: 5→2 on sm_90 took 255 registers and spilled 172 B.
+        # The addresses are formed anew each step from ``zero`` (0, as steps
+        # < 2**31, but not provably so): hoisted out of the loop, the 64-bit
+        # address tiles stayed live in every layout (5→2: ~64 registers).
+        zero = step >> 31
+        mat_offsets = zero + features[:, None] * n_hidden + hidden[None, :]  # [N_PAD, M_PAD]
+        dec_offsets = zero + hidden[:, None] * n_features + features[None, :]  # [M_PAD, N_PAD]
+        vec_offsets = zero + features  # [N_PAD]
+        enc_at = enc_ptr + mat_base + mat_offsets
+        dec_at = dec_ptr + mat_base + dec_offsets
+        m_enc_at = m_enc_ptr + mat_base + mat_offsets
+        v_enc_at = v_enc_ptr + mat_base + mat_offsets
+        m_dec_at = m_dec_ptr + mat_base + dec_offsets
+        v_dec_at = v_dec_ptr + mat_base + dec_offsets
+        b_at = b_ptr + vec_base + vec_offsets
+        m_b_at = m_b_ptr + vec_base + vec_offsets
+        v_b_at = v_b_ptr + vec_base + vec_offsets
+        enc = tl.load(enc_at, mask=nm_mask, other=0.0)
+        if MODEL == ABS:
+            dec = tl.load(dec_at, mask=mn_mask, other=0.0)
+        else:
+            dec = tl.trans(enc)
+        b = tl.load(b_at, mask=f_mask, other=0.0)
+
+        loss = tl.zeros([BLOCK_Q], dtype=tl.float32)
+        d_enc = tl.zeros([N_PAD, M_PAD, BLOCK_Q], dtype=tl.float32)
+        d_dec = tl.zeros([M_PAD, N_PAD, BLOCK_Q], dtype=tl.float32)
+        db = tl.zeros([N_PAD, BLOCK_Q], dtype=tl.float32)
         for q0 in range(0, n_quads, BLOCK_Q):
             quads = q0 + tl.arange(0, BLOCK_Q)
-            rows = 4 * q0 + tl.arange(0, 4 * BLOCK_Q)
-            row_valid = rows < batch_size
-            x = sample_block(seed_lo, seed_hi, instance, step, quads, features, p, inv_p, SIGNED)
-            x = tl.where(row_valid[None, :], x, 0.0)
-            block_loss, block_enc, block_dec, block_b = block_loss_grads(
-                x, row_valid, enc, dec, b, imp, grad_scale, threshold, MODEL, ACT, USE_DOT, PRECISION
-            )
-            loss += block_loss
-            d_enc += block_enc
-            d_dec += block_dec
-            db += block_b
+            w0, w1, w2, w3 = philox_lane_words(seed_lo, seed_hi, instance, step, quads, features, 0)  # Stream.DATA
+            # one lane's rows in flight at a time: unrolled, the four lanes' working
+            # tiles were live together (5→2 on sm_90: 255 registers and a spill)
+            for lane in tl.range(0, 4, loop_unroll_factor=1):
+                word = tl.where(lane == 0, w0, tl.where(lane == 1, w1, tl.where(lane == 2, w2, w3)))
+                loss, d_enc, d_dec, db = accumulate_lane(word, lane, quads, batch_size, p, inv_p, imp, b, enc, dec,
+                                                         grad_scale, threshold, loss, d_enc, d_dec, db, MODEL, ACT,
+                                                         SIGNED)
+        # the step's one reduction across threads
+        loss = tl.sum(loss, axis=0)
+        d_enc = tl.sum(d_enc, axis=2)
+        d_dec = tl.sum(d_dec, axis=2)
+        db = tl.sum(db, axis=1)
 
         # int64: rows x I passes 2**31 in large runs (10**6 instances logged 2 148 times)
         if step % log_every == 0:
@@ -157,46 +204,36 @@ def persistent_run_kernel(
         lr_t = lr * tl.load(scale_ptr + step)
         bc1 = tl.load(bc1_ptr + step)
         bc2_sqrt = tl.load(bc2_sqrt_ptr + step)
+        # the tied model's d_enc already holds both of its matrix's shares
+        enc, m_enc, v_enc = adam_tile(enc, d_enc, tl.load(m_enc_at, mask=nm_mask, other=0.0),
+                                      tl.load(v_enc_at, mask=nm_mask, other=0.0), lr_t, wd, one_minus_beta1, beta2,
+                                      one_minus_beta2, eps, bc1, bc2_sqrt, DECOUPLED)
+        tl.store(enc_at, enc, mask=nm_mask)
+        tl.store(m_enc_at, m_enc, mask=nm_mask)
+        tl.store(v_enc_at, v_enc, mask=nm_mask)
         if MODEL == ABS:
-            enc, m_enc, v_enc = adam_tile(enc, d_enc, m_enc, v_enc, lr_t, wd, one_minus_beta1, beta2,
-                                          one_minus_beta2, eps, bc1, bc2_sqrt, DECOUPLED)
-            dec, m_dec, v_dec = adam_tile(dec, d_dec, m_dec, v_dec, lr_t, wd, one_minus_beta1, beta2,
-                                          one_minus_beta2, eps, bc1, bc2_sqrt, DECOUPLED)
-        else:
-            enc, m_enc, v_enc = adam_tile(enc, d_enc + tl.trans(d_dec), m_enc, v_enc, lr_t, wd, one_minus_beta1, beta2,
-                                          one_minus_beta2, eps, bc1, bc2_sqrt, DECOUPLED)
-            dec = tl.trans(enc)
-        b, m_b, v_b = adam_tile(b, db, m_b, v_b, lr_t, wd, one_minus_beta1, beta2, one_minus_beta2, eps, bc1,
-                                bc2_sqrt, DECOUPLED)
+            dec, m_dec, v_dec = adam_tile(dec, d_dec, tl.load(m_dec_at, mask=mn_mask, other=0.0),
+                                          tl.load(v_dec_at, mask=mn_mask, other=0.0), lr_t, wd, one_minus_beta1,
+                                          beta2, one_minus_beta2, eps, bc1, bc2_sqrt, DECOUPLED)
+            tl.store(dec_at, dec, mask=mn_mask)
+            tl.store(m_dec_at, m_dec, mask=mn_mask)
+            tl.store(v_dec_at, v_dec, mask=mn_mask)
+        b, m_b, v_b = adam_tile(b, db, tl.load(m_b_at, mask=f_mask, other=0.0), tl.load(v_b_at, mask=f_mask, other=0.0),
+                                lr_t, wd, one_minus_beta1, beta2, one_minus_beta2, eps, bc1, bc2_sqrt, DECOUPLED)
+        tl.store(b_at, b, mask=f_mask)
+        tl.store(m_b_at, m_b, mask=f_mask)
+        tl.store(v_b_at, v_b, mask=f_mask)
 
         checkpoint = tl.load(checkpoint_row_ptr + step)
         if checkpoint >= 0:  # int64: C x I x n x m passes 2**31 for long log-spaced runs
             instance_row = checkpoint * n_instances + k
             checkpoint_mat = instance_row * n_features * n_hidden
-            tl.store(checkpoint_enc_ptr + checkpoint_mat + enc_offsets, enc, mask=nm_mask)
+            tl.store(checkpoint_enc_ptr + checkpoint_mat + mat_offsets, enc, mask=nm_mask)
             if MODEL == ABS:
                 tl.store(checkpoint_dec_ptr + checkpoint_mat + dec_offsets, dec, mask=mn_mask)
             tl.store(checkpoint_b_ptr + instance_row * n_features + vec_offsets, b, mask=f_mask)
-
-    # The store addresses are formed here from bases the compiler cannot
-    # prove equal to the loads' (instance ids are < 2**32, so instance >> 32
-    # is 0): reusing the loads' 64-bit address tiles kept them live across
-    # the step loop, and ptxas spilled them around div.rn's slow-path calls
-    # (5→2 on sm_80: 40 B).
-    zero = instance >> 32
-    mat_base += zero
-    vec_base += zero
-    tl.store(enc_ptr + mat_base + enc_offsets, enc, mask=nm_mask)
-    if MODEL == ABS:
-        tl.store(dec_ptr + mat_base + dec_offsets, dec, mask=mn_mask)
-    tl.store(b_ptr + vec_base + vec_offsets, b, mask=f_mask)
-    tl.store(m_enc_ptr + mat_base + enc_offsets, m_enc, mask=nm_mask)
-    tl.store(v_enc_ptr + mat_base + enc_offsets, v_enc, mask=nm_mask)
-    if MODEL == ABS:
-        tl.store(m_dec_ptr + mat_base + dec_offsets, m_dec, mask=mn_mask)
-        tl.store(v_dec_ptr + mat_base + dec_offsets, v_dec, mask=mn_mask)
-    tl.store(m_b_ptr + vec_base + vec_offsets, m_b, mask=f_mask)
-    tl.store(v_b_ptr + vec_base + vec_offsets, v_b, mask=f_mask)
+        # the next step reads what other threads of this program just wrote
+        tl.debug_barrier()
 
 
 # ---------------------------------------------------------------------------
@@ -220,7 +257,7 @@ def persistent_run_args(inputs: KernelInputs, moments: Moments, history, checkpo
         one_minus_beta1=i.one_minus_beta1, beta2=i.beta2, one_minus_beta2=i.one_minus_beta2, eps=i.eps,
         threshold=i.threshold, grad_scale=i.grad_scale,
         MODEL=i.model, ACT=i.activation, SIGNED=i.signed, DECOUPLED=i.decoupled, N_PAD=plan.n_pad,
-        M_PAD=plan.m_pad, BLOCK_Q=plan.block_q, USE_DOT=plan.use_dot, PRECISION=plan.precision,
+        M_PAD=plan.m_pad, BLOCK_Q=plan.block_q,
     )
     return args, plan.num_warps
 

@@ -37,6 +37,23 @@ from fastsup import philox
 
 
 @triton.jit
+def philox_lane_words(seed_lo, seed_hi, instance, step, quads, columns, STREAM: tl.constexpr):
+    """The four Philox output words of ``quads`` by ``columns``, one uint32 ``[BLOCK_C, BLOCK_Q]`` tile per lane.
+
+    Word ``lane`` at ``[c, q]`` is the random word of row ``4 * quads[q] + lane``,
+    column ``columns[c]`` (arguments as in ``philox_uniform_tile``).  Kept
+    apart, each lane's rows stay in the thread that drew them; interleaving
+    them into row order moves data between threads.
+    """
+    zero = tl.zeros([columns.shape[0], quads.shape[0]], dtype=tl.uint32)
+    c0 = zero + quads.to(tl.uint32)[None, :]
+    c1 = zero + (columns.to(tl.uint32) | (STREAM << 24))[:, None]
+    c2 = zero + tl.to_tensor(step).to(tl.uint32)  # a Python int in interpreted loops
+    c3 = zero + instance.to(tl.uint32)
+    return tl.philox_impl(c0, c1, c2, c3, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32))
+
+
+@triton.jit
 def philox_uniform_tile(seed_lo, seed_hi, instance, step, quads, columns, STREAM: tl.constexpr):
     """Uniforms in [0, 1) for rows ``4 * quads[q] + lane`` by ``columns``.
 
@@ -51,12 +68,7 @@ def philox_uniform_tile(seed_lo, seed_hi, instance, step, quads, columns, STREAM
     the uniform of row ``4 * quads[q] + lane``, column ``columns[c]``.  One
     Philox call per (quad, column) feeds four rows; masking is the caller's.
     """
-    zero = tl.zeros([columns.shape[0], quads.shape[0]], dtype=tl.uint32)
-    c0 = zero + quads.to(tl.uint32)[None, :]
-    c1 = zero + (columns.to(tl.uint32) | (STREAM << 24))[:, None]
-    c2 = zero + tl.to_tensor(step).to(tl.uint32)  # a Python int in interpreted loops
-    c3 = zero + instance.to(tl.uint32)
-    r0, r1, r2, r3 = tl.philox_impl(c0, c1, c2, c3, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32))
+    r0, r1, r2, r3 = philox_lane_words(seed_lo, seed_hi, instance, step, quads, columns, STREAM)
     # interleave(interleave(r0, r2), interleave(r1, r3)) along the last axis
     # gives r0[q], r1[q], r2[q], r3[q], r0[q + 1], ...: lane = row % 4.
     words = tl.interleave(tl.interleave(r0, r2), tl.interleave(r1, r3))

@@ -137,8 +137,8 @@ def step_partials_kernel(
         b = tl.load(b_ptr + vec_base + features, mask=f_mask, other=0.0)
         imp = tl.load(imp_ptr + vec_base + features, mask=f_mask, other=0.0)
         z = contract(dec, h, USE_DOT, PRECISION) + b[:, None]
-        block_loss, g = output_loss_grad(z, x, row_valid, imp, grad_scale, threshold, MODEL, ACT)
-        loss += block_loss
+        row_loss, g = output_loss_grad(z, x, row_valid, imp, grad_scale, threshold, MODEL, ACT)
+        loss += tl.sum(row_loss, axis=0)
         gh += contract(tl.trans(dec), g, USE_DOT, PRECISION)
         d_dec = outer(h, g, USE_DOT, PRECISION)  # [M_PAD, BLOCK_N]
         dec_mask = (hidden < n_hidden)[:, None] & f_mask[None, :]

@@ -110,9 +110,35 @@ def test_quick_check_has_no_narrow_run_scaled_offsets_and_reports_sass(quick_che
         assert r["narrow_offsets"] == [], name
         sass = r["sass"]
         assert sass["blocks"] >= 1 and sass["per_thread_step"]["total"] > 0, name
-        if r["kernel"] == "persistent_run":  # the step loop with the batch-chunk loop inside it
-            assert (sass["top_loops"], sass["nested_loops"]) == (1, 1), name
+        if r["kernel"] == "persistent_run":  # the step loop; in it the chunk loop, and the lane loop unless unrolled
+            assert sass["top_loops"] == 1 and sass["nested_loops"] in (1, 2), name
     assert "static SASS report" in proc.stdout and "instr/thread/step" in proc.stdout
+
+
+ROTATED_LOOP_SASS = """
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0010*/               @P0 EXIT ;
+        /*0020*/                   FFMA R2, R2, R3, R4 ;
+        /*0030*/              @!P1 CALL.REL.NOINC 0x0040 ;
+        /*0040*/                   SHFL.BFLY PT, R5, R2, 0x1, 0x1f ;
+        /*0050*/              @!P2 BRA 0x0030 ;
+        /*0060*/                   CALL.REL.NOINC 0x00a0 ;
+        /*0070*/               @P3 EXIT ;
+        /*0080*/                   BRA 0x0020 ;
+        /*0090*/                   BRA 0x0090;
+        /*00a0*/                   MUFU.RSQ R6, R2 ;
+        /*00b0*/                   RET.REL.NODEC R72 0x0 ;
+"""
+
+
+def test_sass_structure_keeps_a_rotated_loops_back_branch_and_drops_subroutines():
+    """ptxas puts a step loop's exit test (EXIT) before its back branch, and on sm_80 CALLs the next
+    instruction inside loops; the body ends at the first subroutine past the last EXIT (here 0xa0)."""
+    from fastsup.kernels.check import sass_structure
+
+    structure = sass_structure(ROTATED_LOOP_SASS)
+    assert structure["loops"] == [[0x20, 0x80], [0x30, 0x50]]
+    assert [pc for pc, _ in structure["ops"]] == list(range(0, 0xa0, 0x10))
 
 
 def test_occupancy_is_the_calculators(tmp_path):
