@@ -102,9 +102,11 @@ def check_fits(config: TrainConfig, chunk: int, device: torch.device, available:
         if free is None or needed <= free:
             continue
         largest = max(parts, key=parts.get)
+        batch = (f"dataset_size (now {config.dataset_size}: the batch is the whole dataset)"
+                 if config.dataset_size is not None else f"batch_size (now {config.batch_size})")
         advice = {
             "state": f"instance_chunk (now {chunk})",
-            "step": f"instance_chunk (now {chunk}) or batch_size (now {config.batch_size})",
+            "step": f"instance_chunk (now {chunk}) or {batch}",
             "evaluation": f"eval_batch_size (now {config.eval_batch_size}) or instance_chunk (now {chunk})",
             "checkpoints": f"checkpoint_steps (now {n_checkpoints}) or instance_chunk (now {chunk})",
             "result": f"n_instances (now {config.n_instances}; split the sweep with instance_ids), "

@@ -114,6 +114,11 @@ def test_bad_input_names_the_field(kwargs, error, match):
         TrainConfig(n_features=5, n_hidden=2, **kwargs)
 
 
+def test_a_dataset_too_big_for_memory_names_dataset_size():
+    with pytest.raises(MemoryError, match=r"largest part: step.*or dataset_size \(now 1000000000: the batch is"):
+        fastsup.train(n_features=1000, n_hidden=2, n_instances=10, dataset_size=10**9, steps=2, progress=False)
+
+
 def test_evaluate_train_split_needs_a_dataset():
     result = fastsup.train(n_features=5, n_hidden=2, n_instances=2, steps=5, progress=False)
     with pytest.raises(ValueError, match="split='train' .* needs a config with dataset_size"):
