@@ -1,0 +1,106 @@
+"""Abs pairs on constructed W1/W2 whose answer is known: the |x| = ReLU(x) + ReLU(−x) solution and its near misses."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fastsup import metrics
+
+DTYPE = torch.float64
+
+
+def pair_solution() -> tuple[torch.Tensor, torch.Tensor]:
+    """3 features, 7 neurons: feature i reads +a on neuron 2i and −a' on neuron 2i+1 and writes both back with
+    the W2 that makes each gain 1 (so the model computes |x_i| exactly); neuron 6 is dead.  Every other weight
+    is a 0.01 leak, whose gains (1e-4) are far below any share."""
+    W1 = torch.full((3, 7), 0.01, dtype=DTYPE)
+    W2 = torch.full((7, 3), 0.01, dtype=DTYPE)
+    W1[:, 6] = 0.0
+    W2[6, :] = 0.0
+    for i, (up, down) in enumerate([(1.3, 0.8), (0.9, 1.1), (0.6, 1.7)]):
+        W1[i, 2 * i], W2[2 * i, i] = up, 1 / up
+        W1[i, 2 * i + 1], W2[2 * i + 1, i] = -down, 1 / down
+    return W1, W2
+
+
+def test_the_abs_solution_is_three_pairs_and_each_feature_uses_its_two_neurons():
+    W1, W2 = pair_solution()
+    expected = torch.zeros(3, 7, dtype=torch.bool)
+    for i in range(3):
+        expected[i, 2 * i: 2 * i + 2] = True
+    assert torch.equal(metrics.used_neurons(W1, W2), expected)
+    assert metrics.abs_pairs(W1, W2).tolist() == [True, True, True]
+    assert metrics.n_abs_pairs(W1, W2).item() == 3
+    gains = metrics.path_gains(W1, W2)
+    torch.testing.assert_close(gains[0, :2], torch.tensor([1.0, -1.0], dtype=DTYPE))  # ReLU(x) and −(−x)
+    torch.testing.assert_close(gains[2, 6], torch.tensor(0.0, dtype=DTYPE))  # the dead neuron carries nothing
+
+
+@pytest.mark.parametrize("break_feature, expected", [
+    pytest.param(lambda W1, W2: W1[0, 1].neg_(), [False, True, True], id="same-sign-w1"),
+    pytest.param(lambda W1, W2: W2[3, 1].neg_(), [True, False, True], id="one-negative-w2"),
+    pytest.param(lambda W1, W2: W1[2, 5].zero_(), [True, True, False], id="one-neuron-only"),
+    pytest.param(lambda W1, W2: (W1[1, 6].fill_(1.0), W2[6, 1].fill_(1.0)), [True, False, True],
+                 id="a-third-neuron-as-strong"),
+    pytest.param(lambda W1, W2: W1[0].zero_(), [False, True, True], id="absent-feature"),
+])
+def test_near_misses_are_not_pairs(break_feature, expected):
+    W1, W2 = pair_solution()
+    break_feature(W1, W2)
+    assert metrics.abs_pairs(W1, W2).tolist() == expected
+    assert metrics.n_abs_pairs(W1, W2).item() == sum(expected)
+
+
+def test_an_absent_feature_uses_no_neuron():
+    W1, W2 = pair_solution()
+    W1[1] = 0.0
+    assert not metrics.used_neurons(W1, W2)[1].any()
+
+
+def test_share_decides_whether_a_weak_third_neuron_counts():
+    """Feature 0 gets a third path of gain 0.3 (its pair's gains are 1): used at share 0.25, not at 0.5."""
+    W1, W2 = pair_solution()
+    W1[0, 6], W2[6, 0] = 0.5, 0.6
+    assert metrics.used_neurons(W1, W2, share=0.25)[0].sum().item() == 3
+    assert metrics.abs_pairs(W1, W2, share=0.25).tolist() == [False, True, True]
+    assert metrics.abs_pairs(W1, W2, share=0.5).tolist() == [True, True, True]
+
+
+def test_instances_numpy_and_a_diverged_instance():
+    W1, W2 = pair_solution()
+    W1s, W2s = torch.stack([W1, W1, W1]), torch.stack([W2, W2, W2])
+    W1s[1, 0, 0] = 0.02  # instance 1: feature 0 loses its positive neuron
+    W2s[2, 3, 1] = math.inf  # instance 2 diverged
+    pairs = metrics.abs_pairs(W1s.numpy(), W2s.numpy())
+    assert pairs.tolist() == [[True] * 3, [False, True, True], [False] * 3]
+    counts = metrics.n_abs_pairs(W1s, W2s)
+    assert counts[:2].tolist() == [3.0, 2.0] and math.isnan(counts[2].item())
+    assert metrics.used_neurons(np.asarray(W1s), np.asarray(W2s)).shape == (3, 3, 7)
+
+
+@pytest.mark.parametrize("W1, W2, error, match", [
+    pytest.param(torch.ones(3, 6), torch.ones(3, 6), ValueError, r"W2 must have shape \[\*inst, m, n\] = \[6, 3\]",
+                 id="w2-not-transposed"),
+    pytest.param(torch.ones(2, 3, 6), torch.ones(6, 3), ValueError, "W2 must have shape", id="instances-differ"),
+    pytest.param([[1.0]], torch.ones(1, 1), TypeError, "W1: W must be a torch.Tensor", id="w1-a-list"),
+    pytest.param(torch.ones(3, 6), torch.ones(6, 3, dtype=torch.int64), TypeError, "W2: W must have a floating",
+                 id="w2-integer"),
+])
+def test_bad_weights_are_named(W1, W2, error, match):
+    with pytest.raises(error, match=match):
+        metrics.abs_pairs(W1, W2)
+
+
+@pytest.mark.parametrize("share, error", [
+    pytest.param(0.0, ValueError, id="zero"),
+    pytest.param(1.5, ValueError, id="above-one"),
+    pytest.param("half", TypeError, id="not-a-number"),
+])
+def test_bad_share_is_named(share, error):
+    W1, W2 = pair_solution()
+    with pytest.raises(error, match="share"):
+        metrics.used_neurons(W1, W2, share)
