@@ -16,7 +16,7 @@ DTYPE = torch.float64
 def pair_solution() -> tuple[torch.Tensor, torch.Tensor]:
     """3 features, 7 neurons: feature i reads +a on neuron 2i and −a' on neuron 2i+1 and writes both back with
     the W2 that makes each gain 1 (so the model computes |x_i| exactly); neuron 6 is dead.  Every other weight
-    is a 0.01 leak, whose gains (1e-4) are far below any share."""
+    is a 0.01 leak, whose gains (1e-4) are far below any min_gain."""
     W1 = torch.full((3, 7), 0.01, dtype=DTYPE)
     W2 = torch.full((7, 3), 0.01, dtype=DTYPE)
     W1[:, 6] = 0.0
@@ -61,13 +61,13 @@ def test_an_absent_feature_uses_no_neuron():
     assert not metrics.used_neurons(W1, W2)[1].any()
 
 
-def test_share_decides_whether_a_weak_third_neuron_counts():
-    """Feature 0 gets a third path of gain 0.3 (its pair's gains are 1): used at share 0.25, not at 0.5."""
+def test_min_gain_decides_whether_a_weak_third_neuron_counts():
+    """Feature 0 gets a third path of gain 0.3 (its pair's gains are 1): used at min_gain 0.25, not at 0.5."""
     W1, W2 = pair_solution()
     W1[0, 6], W2[6, 0] = 0.5, 0.6
-    assert metrics.used_neurons(W1, W2, share=0.25)[0].sum().item() == 3
-    assert metrics.abs_pairs(W1, W2, share=0.25).tolist() == [False, True, True]
-    assert metrics.abs_pairs(W1, W2, share=0.5).tolist() == [True, True, True]
+    assert metrics.used_neurons(W1, W2, min_gain=0.25)[0].sum().item() == 3
+    assert metrics.abs_pairs(W1, W2, min_gain=0.25).tolist() == [False, True, True]
+    assert metrics.abs_pairs(W1, W2, min_gain=0.5).tolist() == [True, True, True]
 
 
 def test_instances_numpy_and_a_diverged_instance():
@@ -95,12 +95,54 @@ def test_bad_weights_are_named(W1, W2, error, match):
         metrics.abs_pairs(W1, W2)
 
 
-@pytest.mark.parametrize("share, error", [
+@pytest.mark.parametrize("min_gain, error", [
     pytest.param(0.0, ValueError, id="zero"),
-    pytest.param(1.5, ValueError, id="above-one"),
+    pytest.param(math.inf, ValueError, id="infinite"),
     pytest.param("half", TypeError, id="not-a-number"),
 ])
-def test_bad_share_is_named(share, error):
+def test_bad_min_gain_is_named(min_gain, error):
     W1, W2 = pair_solution()
-    with pytest.raises(error, match="share"):
-        metrics.used_neurons(W1, W2, share)
+    with pytest.raises(error, match="min_gain"):
+        metrics.used_neurons(W1, W2, min_gain)
+
+
+def motif(inhibitor_weight: float = -4.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """2 features, 4 neurons, [KG]'s asymmetric motif by hand.  Neuron 0 reads a = feature 0 with 2 and b = 1
+    with 0.5, and writes a with 0.5 and b with 2 (both gains 1; x_a alone leaks 2 · 2 = 4 into b).  Neuron 1
+    fires with it on x_a > 0 (W1 = 1) and writes ``inhibitor_weight`` into b: -4 cancels the leak exactly.
+    Neurons 2 and 3 carry the negative sides of a and b (gain 1), so both features are abs pairs."""
+    W1 = torch.tensor([[2.0, 1.0, -1.0, 0.0], [0.5, 0.0, 0.0, -1.0]], dtype=DTYPE)
+    W2 = torch.tensor([[0.5, 2.0], [0.0, inhibitor_weight], [1.0, 0.0], [0.0, 1.0]], dtype=DTYPE)
+    return W1, W2
+
+
+def test_the_asymmetric_motif_with_inhibition():
+    W1, W2 = motif()
+    assert metrics.abs_pairs(W1, W2).tolist() == [True, True]
+    assert metrics.asymmetric_neurons(W1, W2).tolist() == [True, False, False, False]
+    assert metrics.inhibited_neurons(W1, W2).tolist() == [True, False, False, False]
+    # at ratio 5 the 4x asymmetry is not enough
+    assert not metrics.asymmetric_neurons(W1, W2, ratio=5.0).any()
+
+
+def test_a_motif_without_its_inhibitor_leaks():
+    W1, W2 = motif(inhibitor_weight=-1.0)  # cancels 1 of the leak's 4: x_a still writes 3 x_a into b
+    assert metrics.asymmetric_neurons(W1, W2).tolist() == [True, False, False, False]
+    assert not metrics.inhibited_neurons(W1, W2).any()
+
+
+def test_a_neuron_shared_evenly_is_not_asymmetric():
+    W1, W2 = motif()
+    W1[1, 0], W2[0, 1] = 2.0, 0.5  # neuron 0 now reads and writes both features alike
+    assert not metrics.asymmetric_neurons(W1, W2).any()
+    assert not metrics.inhibited_neurons(W1, W2).any()
+
+
+@pytest.mark.parametrize("ratio, error", [
+    pytest.param(1.0, ValueError, id="one"),
+    pytest.param(None, TypeError, id="none"),
+])
+def test_bad_ratio_is_named(ratio, error):
+    W1, W2 = motif()
+    with pytest.raises(error, match="ratio"):
+        metrics.asymmetric_neurons(W1, W2, ratio=ratio)
