@@ -25,6 +25,7 @@ __all__ = ["plot_neuron_stacks"]
 
 _MAX_COLS = 7
 _SHADE = "0.92"
+_LEGEND_FEATURES = 12
 
 
 def plot_neuron_stacks(W, *, titles: Sequence[str] | None = None, suptitle: str | None = None,
@@ -71,8 +72,10 @@ def plot_neuron_stacks(W, *, titles: Sequence[str] | None = None, suptitle: str 
         for feature in range(n):
             values = weights[k, feature, order]
             positive, negative = np.clip(values, 0, None), np.clip(values, None, 0)
-            ax.bar(np.arange(m), positive, bottom=up, color=colours[feature], width=0.7, zorder=2)
-            ax.bar(np.arange(m), negative, bottom=down, color=colours[feature], width=0.7, zorder=2)
+            for part, bottom in ((positive, up), (negative, down)):
+                drawn = part != 0  # a zero segment draws nothing but still costs a patch (SVGs of 100-feature models)
+                ax.bar(np.arange(m)[drawn], part[drawn], bottom=bottom[drawn], color=colours[feature], width=0.7,
+                       zorder=2)
             up, down = up + positive, down + negative
         ax.axhline(0.0, color="0.3", lw=0.6, zorder=3)
         ax.set_xlim(-0.5, m - 0.5)
@@ -85,7 +88,9 @@ def plot_neuron_stacks(W, *, titles: Sequence[str] | None = None, suptitle: str 
             ax.set_ylabel("weight on each feature", fontsize=8)
         if k // cols == rows - 1:
             ax.set_xlabel("neuron (most monosemantic first)" if sort_neurons else "neuron", fontsize=8)
-    handles = [Patch(color=colours[f], label=f"feature {f}") for f in range(n)]
+    # every feature up to _LEGEND_FEATURES, else the first, middle and last (the colours run dark → light)
+    listed = range(n) if n <= _LEGEND_FEATURES else (0, n // 2, n - 1)
+    handles = [Patch(color=colours[f], label=f"feature {f}") for f in listed]
     handles.append(Patch(color=_SHADE, label=f"monosemantic (> {threshold:g})"))
     fig.legend(handles=handles, loc="outside right center", fontsize=7)
     if suptitle:
