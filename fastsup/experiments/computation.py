@@ -20,8 +20,8 @@ by a cosine, without the gradient clipping that would couple instances):
   ``max_i |W1_ik| / ‖W1_:k‖`` at or below the threshold,
   :func:`fastsup.metrics.n_polysemantic`), the abs pairs and the motif
   neurons below.
-* ``motif``: 6 → 10 at S = 0.8, importance 0.7^i, 5k steps, where [KG]
-  (seed 5) shows the **asymmetric superposition motif**: a neuron that two
+* ``motif``: 6 → 10 at S = 0.8, importance 0.7^i, where [KG] (5k iterations,
+  seed 5) shows the **asymmetric superposition motif**: a neuron that two
   features share, reading feature a strongly and b weakly and writing them
   back the other way round, so x_a alone would leak a large false output
   into b, which other neurons firing with it on x_a cancel by writing
@@ -42,10 +42,12 @@ feature, neurons in index order so the two matrices line up) for the dense
 models (``computation-dense``), per density (``computation-sparsity``) and
 for the motif models (``computation-motif``).
 
-``paper`` has [KG]'s sizes and steps, with batch 1024 for 100 → 40 and
-[KG]'s default 128 for the others.  ``small`` shrinks the sparsity model to
-40 → 16 and trains fewer steps; its seed-to-seed spread is in
-tests/experiments/test_computation.py.
+``paper`` has [KG]'s sizes; [KG] trains 2k iterations at batch 128 (3 → 6),
+2k at batch 1024 (100 → 40) and 5k at batch 128 (6 → 10), and here every
+model shares one steps and batch size (so an override reaches them all):
+the largest, 5k steps at batch 1024.  ``small`` shrinks the sparsity model
+to 40 → 16 and trains [KG]'s 2k iterations at batch 128; its seed-to-seed
+spread is in tests/experiments/test_computation.py.
 """
 
 from __future__ import annotations
@@ -69,27 +71,21 @@ KG_OPTIMIZER = dict(optimizer="adamw", weight_decay=0.01, **CODE_COMPANION_OPTIM
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ComputationSettings(Settings):
-    """``steps`` and ``batch_size`` train the dense models; the sparsity and motif models have their own."""
-
     dense_instances: int = 8
     sparse_features: int = 100
     sparse_hidden: int = 40
     #: densities 1-S of the sparsity models, one instance each
     densities: tuple[float, ...] = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
-    sparse_steps: int = 2_000
-    sparse_batch_size: int = 1024
     sparse_weight_decay: float = 0.1
     motif_instances: int = 4
     motif_density: float = 0.2
-    motif_steps: int = 5_000
     monosemantic_threshold: float = metrics.MONOSEMANTIC_THRESHOLD
     #: path gain from which a feature uses a neuron (:func:`fastsup.metrics.used_neurons`)
     min_gain: float = metrics.MIN_GAIN
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("dense_instances", "sparse_features", "sparse_hidden", "sparse_steps", "sparse_batch_size",
-                     "motif_instances", "motif_steps"):
+        for name in ("dense_instances", "sparse_features", "sparse_hidden", "motif_instances"):
             check_integer(name, getattr(self, name), 1)
         if not self.densities or not all(0.0 < p <= 1.0 for p in self.densities):
             raise ValueError(f"densities must be a non-empty sequence of densities 1-S in (0, 1], "
@@ -104,28 +100,26 @@ class ComputationSettings(Settings):
 
 
 SCALES = {
-    # small: 40 → 16 for the sparsity models and fewer steps, so the whole run takes seconds; the
+    # small: 40 → 16 for the sparsity models and [KG]'s 2k iterations at its default batch 128 for all; the
     # seed-to-seed spread it gives is in tests/experiments/test_computation.py.
-    "small": ComputationSettings(steps=2_000, batch_size=128, sparse_features=40, sparse_hidden=16,
-                                 sparse_steps=1_000, sparse_batch_size=256, motif_steps=2_000),
-    # paper: [KG] cells 125 (3 → 6, 2k iterations at its default batch 128), 128 (100 → 40, 2k iterations,
-    # batch 1024, weight decay 0.1) and 132 (6 → 10, 5k iterations, batch 128).
-    "paper": ComputationSettings(steps=2_000, batch_size=128),
+    "small": ComputationSettings(steps=2_000, batch_size=128, sparse_features=40, sparse_hidden=16),
+    # paper: [KG] cells 125 (3 → 6, 2k iterations, batch 128), 128 (100 → 40, 2k iterations, batch 1024, weight
+    # decay 0.1) and 132 (6 → 10, 5k iterations, batch 128), with one steps and batch size for every model (so an
+    # override reaches them all): the largest of KG's, 5k steps at batch 1024.
+    "paper": ComputationSettings(steps=5_000, batch_size=1024),
 }
 
 
 def spec(settings: ComputationSettings) -> dict[str, TrainConfig]:
-    sparse = dataclasses.replace(settings, steps=settings.sparse_steps, batch_size=settings.sparse_batch_size)
-    motif = dataclasses.replace(settings, steps=settings.motif_steps)
     n = settings.sparse_features
     return {
         "dense": settings.config(n_features=3, n_hidden=6, n_instances=settings.dense_instances, model="abs",
                                  importance=importance_decay(0.7, 3), feature_probability=1.0, **KG_OPTIMIZER),
-        "sparsity": sparse.config(n_features=n, n_hidden=settings.sparse_hidden, n_instances=len(settings.densities),
+        "sparsity": settings.config(n_features=n, n_hidden=settings.sparse_hidden, n_instances=len(settings.densities),
                                   model="abs", importance=importance_decay(0.8, n),
                                   feature_probability=per_instance(settings.densities),
                                   **{**KG_OPTIMIZER, "weight_decay": settings.sparse_weight_decay}),
-        "motif": motif.config(n_features=6, n_hidden=10, n_instances=settings.motif_instances, model="abs",
+        "motif": settings.config(n_features=6, n_hidden=10, n_instances=settings.motif_instances, model="abs",
                               importance=importance_decay(0.7, 6), feature_probability=settings.motif_density,
                               **KG_OPTIMIZER),
     }
