@@ -110,19 +110,23 @@ SCALES = {
 }
 
 
+def variant_densities(settings: ComputationSettings) -> dict[str, list[float]]:
+    """Each variant's density 1-S per instance, as the settings give it (the configs hold it in fp32)."""
+    return {"dense": [1.0] * settings.dense_instances, "sparsity": list(settings.densities),
+            "motif": [settings.motif_density] * settings.motif_instances}
+
+
 def spec(settings: ComputationSettings) -> dict[str, TrainConfig]:
-    n = settings.sparse_features
-    return {
-        "dense": settings.config(n_features=3, n_hidden=6, n_instances=settings.dense_instances, model="abs",
-                                 importance=importance_decay(0.7, 3), feature_probability=1.0, **KG_OPTIMIZER),
-        "sparsity": settings.config(n_features=n, n_hidden=settings.sparse_hidden, n_instances=len(settings.densities),
-                                  model="abs", importance=importance_decay(0.8, n),
-                                  feature_probability=per_instance(settings.densities),
-                                  **{**KG_OPTIMIZER, "weight_decay": settings.sparse_weight_decay}),
-        "motif": settings.config(n_features=6, n_hidden=10, n_instances=settings.motif_instances, model="abs",
-                              importance=importance_decay(0.7, 6), feature_probability=settings.motif_density,
-                              **KG_OPTIMIZER),
-    }
+    def abs_models(label, n_features, n_hidden, rate, **optimizer):
+        densities = variant_densities(settings)[label]
+        return settings.config(n_features=n_features, n_hidden=n_hidden, n_instances=len(densities), model="abs",
+                               importance=importance_decay(rate, n_features),
+                               feature_probability=per_instance(densities), **{**KG_OPTIMIZER, **optimizer})
+
+    return {"dense": abs_models("dense", 3, 6, 0.7),
+            "sparsity": abs_models("sparsity", settings.sparse_features, settings.sparse_hidden, 0.8,
+                                   weight_decay=settings.sparse_weight_decay),
+            "motif": abs_models("motif", 6, 10, 0.7)}
 
 
 def _weights(outcome: Outcome, label: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,11 +137,12 @@ def _weights(outcome: Outcome, label: str) -> tuple[torch.Tensor, torch.Tensor]:
 def analysis(outcome: Outcome) -> pd.DataFrame:
     """One row per instance of every variant: the abs pairs, motif neurons and polysemantic neurons."""
     settings = outcome.settings
+    densities = variant_densities(settings)
     tables = []
     for label in VARIANTS:
         W1, W2 = _weights(outcome, label)
         tables.append(instance_table(label, outcome.result(label)).assign(
-            density=lambda rows: rows["feature_probability"],
+            density=densities[label],
             n_abs_pairs=metrics.n_abs_pairs(W1, W2, settings.min_gain).numpy(),
             n_asymmetric=metrics.asymmetric_neurons(W1, W2, settings.min_gain).sum(-1).double().numpy(),
             n_inhibited=metrics.inhibited_neurons(W1, W2, settings.min_gain).sum(-1).double().numpy(),
