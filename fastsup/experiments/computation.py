@@ -11,10 +11,10 @@ by a cosine, without the gradient clipping that would couple instances):
   reading it positively and one negatively, both writing it back positively,
   i.e. ``|x| = ReLU(x) + ReLU(−x)`` (:func:`fastsup.metrics.abs_pairs`).
   Some instances stop in a worse minimum (a feature left to one neuron and
-  the bias, or not learned) with a loss 100× higher; KG trains one model,
+  the bias, or not learned) with a loss over 100× higher; KG trains one model,
   so this trains several and the table says which.
 * ``sparsity``: 100 → 40 at S ∈ {0, .7, .9, .97, .99, .997, .999},
-  importance 0.8^i, weight decay 0.1, batch 1024: as features get sparse the
+  importance 0.8^i, weight decay 0.1: as features get sparse the
   neurons read more and more features at once.  Per density the table counts
   the polysemantic neurons (live neurons whose W1 column has monosemanticity
   ``max_i |W1_ik| / ‖W1_:k‖`` at or below the threshold,
