@@ -7,11 +7,14 @@
 * :mod:`.pairs`: how the two features of a pair relate (orthogonal, antipodal, collapsed);
 * :mod:`.attacks`: adversarial loss and vulnerability along a model's own interference directions;
 * :mod:`.neurons`: how monosemantic each hidden neuron of a privileged basis is;
+* :mod:`.absolute_value`: which neurons each feature of the ``abs`` model uses, and its abs pairs;
 * :mod:`.data_points`: the hidden vectors of data points and their dimensionality (memorisation).
 
 Everything is importable from ``fastsup.metrics`` directly.
 """
 
+from .absolute_value import *  # noqa: F401,F403
+from .absolute_value import __all__ as _absolute_value_all
 from .attacks import *  # noqa: F401,F403
 from .attacks import __all__ as _attacks_all
 from .data_points import *  # noqa: F401,F403
@@ -29,4 +32,4 @@ from .weights import REPRESENTED_THRESHOLD, _as_weights  # noqa: F401  (plots va
 from .weights import __all__ as _weights_all
 
 __all__ = [*_weights_all, "REPRESENTED_THRESHOLD", *_phases_all, *_polytopes_all, *_pairs_all, *_attacks_all,
-           *_neurons_all, *_data_points_all]
+           *_neurons_all, *_absolute_value_all, *_data_points_all]

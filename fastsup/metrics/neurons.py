@@ -8,7 +8,8 @@ when it reads j features equally, down to 1/√n.  [AR]'s
 0.99 as monosemantic (its docstring says 90%; the code uses 0.99).
 
 A dead neuron (an all-zero column) reads no feature: its monosemanticity is
-0 and it is not monosemantic.  An instance whose weights are not finite gets
+0 and it is neither monosemantic nor polysemantic (a live neuron at or below
+the threshold).  An instance whose weights are not finite gets
 NaN (and no monosemantic neuron), as the weight measures do.
 """
 
@@ -19,7 +20,8 @@ from torch import Tensor
 
 from .weights import _as_weights, _check_threshold, _nan_where_diverged
 
-__all__ = ["MONOSEMANTIC_THRESHOLD", "monosemantic_neurons", "n_monosemantic", "neuron_monosemanticity"]
+__all__ = ["MONOSEMANTIC_THRESHOLD", "monosemantic_neurons", "n_monosemantic", "n_polysemantic",
+           "neuron_monosemanticity"]
 
 MONOSEMANTIC_THRESHOLD = 0.99  # [AR] L487-525's shading threshold
 
@@ -50,3 +52,12 @@ def n_monosemantic(W, threshold: float = MONOSEMANTIC_THRESHOLD) -> Tensor:
     """The number of monosemantic neurons, ``Float[Tensor, "*inst"]`` (NaN for a diverged instance)."""
     W = _as_weights(W)
     return _nan_where_diverged(W, monosemantic_neurons(W, threshold).sum(dim=-1).to(W.dtype))
+
+
+def n_polysemantic(W, threshold: float = MONOSEMANTIC_THRESHOLD) -> Tensor:
+    """The number of live neurons (a nonzero column) that are not monosemantic, ``Float[Tensor, "*inst"]``
+    (NaN for a diverged instance)."""
+    W = _as_weights(W)
+    alive = torch.linalg.vector_norm(W, dim=-2) > 0
+    polysemantic = alive & ~monosemantic_neurons(W, threshold)
+    return _nan_where_diverged(W, polysemantic.sum(dim=-1).to(W.dtype))

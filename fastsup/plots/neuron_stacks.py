@@ -1,7 +1,8 @@
 """Neuron stack plots ([KG] cell 13, [AR] L487–525): each hidden neuron's weights on the features, stacked.
 
 One subplot per instance; one bar per neuron, ordered by monosemanticity
-(most monosemantic first); the bar stacks the neuron's weight on every
+(most monosemantic first), or by index when panels must line up neuron for
+neuron (the ``abs`` model's W1 beside its W2); the bar stacks the neuron's weight on every
 feature, positive weights upwards and negative ones downwards, coloured by
 feature index (viridis: feature 0, the most important, darkest).  Neurons
 above the monosemantic threshold sit on a shaded background.
@@ -18,15 +19,18 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from fastsup import metrics
+from fastsup.config import check_integer
 
 __all__ = ["plot_neuron_stacks"]
 
 _MAX_COLS = 7
 _SHADE = "0.92"
+_LEGEND_FEATURES = 12
 
 
 def plot_neuron_stacks(W, *, titles: Sequence[str] | None = None, suptitle: str | None = None,
-                       threshold: float = metrics.MONOSEMANTIC_THRESHOLD, ax_size: float = 2.2) -> Figure:
+                       threshold: float = metrics.MONOSEMANTIC_THRESHOLD, sort_neurons: bool = True,
+                       columns: int | None = None, ax_size: float = 2.2) -> Figure:
     """Stacked bars of ``W`` ``[I, n, m]`` (neuron k's weights are column ``W[i, :, k]``), one subplot per instance.
 
     Args:
@@ -34,6 +38,8 @@ def plot_neuron_stacks(W, *, titles: Sequence[str] | None = None, suptitle: str 
         titles: one title per instance.
         suptitle: title of the whole figure.
         threshold: monosemanticity above which a neuron is shaded (:func:`fastsup.metrics.monosemantic_neurons`).
+        sort_neurons: most monosemantic neuron first (True) or neurons in index order (False).
+        columns: subplots per row (default: all instances, at most 7).
         ax_size: size of each subplot in inches.
     """
     W = metrics._as_weights(W).detach().cpu().double()
@@ -45,7 +51,9 @@ def plot_neuron_stacks(W, *, titles: Sequence[str] | None = None, suptitle: str 
     mono = metrics.neuron_monosemanticity(W).numpy()
     shaded = metrics.monosemantic_neurons(W, threshold).numpy()
     weights = W.numpy()
-    cols = min(I, _MAX_COLS)
+    if columns is not None:
+        check_integer("columns", columns, 1)
+    cols = min(I, _MAX_COLS if columns is None else columns)
     rows = math.ceil(I / cols)
     fig = Figure(figsize=(cols * ax_size + 0.6, rows * ax_size * 1.1 + 0.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
@@ -56,7 +64,7 @@ def plot_neuron_stacks(W, *, titles: Sequence[str] | None = None, suptitle: str 
         if k >= I:
             fig.delaxes(ax)
             continue
-        order = np.argsort(-np.nan_to_num(mono[k], nan=-1.0), kind="stable")
+        order = np.argsort(-np.nan_to_num(mono[k], nan=-1.0), kind="stable") if sort_neurons else np.arange(m)
         up, down = np.zeros(m), np.zeros(m)
         for position, neuron in enumerate(order):
             if shaded[k, neuron]:
@@ -64,8 +72,10 @@ def plot_neuron_stacks(W, *, titles: Sequence[str] | None = None, suptitle: str 
         for feature in range(n):
             values = weights[k, feature, order]
             positive, negative = np.clip(values, 0, None), np.clip(values, None, 0)
-            ax.bar(np.arange(m), positive, bottom=up, color=colours[feature], width=0.7, zorder=2)
-            ax.bar(np.arange(m), negative, bottom=down, color=colours[feature], width=0.7, zorder=2)
+            for part, bottom in ((positive, up), (negative, down)):
+                drawn = part != 0  # a zero segment draws nothing but still costs a patch (SVGs of 100-feature models)
+                ax.bar(np.arange(m)[drawn], part[drawn], bottom=bottom[drawn], color=colours[feature], width=0.7,
+                       zorder=2)
             up, down = up + positive, down + negative
         ax.axhline(0.0, color="0.3", lw=0.6, zorder=3)
         ax.set_xlim(-0.5, m - 0.5)
@@ -77,8 +87,10 @@ def plot_neuron_stacks(W, *, titles: Sequence[str] | None = None, suptitle: str 
         if k % cols == 0:
             ax.set_ylabel("weight on each feature", fontsize=8)
         if k // cols == rows - 1:
-            ax.set_xlabel("neuron (most monosemantic first)", fontsize=8)
-    handles = [Patch(color=colours[f], label=f"feature {f}") for f in range(n)]
+            ax.set_xlabel("neuron (most monosemantic first)" if sort_neurons else "neuron", fontsize=8)
+    # every feature up to _LEGEND_FEATURES, else the first, middle and last (the colours run dark → light)
+    listed = range(n) if n <= _LEGEND_FEATURES else (0, n // 2, n - 1)
+    handles = [Patch(color=colours[f], label=f"feature {f}") for f in listed]
     handles.append(Patch(color=_SHADE, label=f"monosemantic (> {threshold:g})"))
     fig.legend(handles=handles, loc="outside right center", fontsize=7)
     if suptitle:

@@ -55,3 +55,13 @@ def test_numpy_input_and_shapes():
 def test_bad_threshold_is_named(threshold, error):
     with pytest.raises(error, match="threshold"):
         metrics.monosemantic_neurons(torch.eye(3), threshold)
+
+
+def test_polysemantic_neurons_are_the_live_ones_that_are_not_monosemantic():
+    # neuron 0 reads feature 2 only, neurons 1 and 2 read several features, neuron 3 is dead
+    W = torch.tensor([[0.0, 0.7, 0.5, 0.0], [0.0, -0.7, 0.5, 0.0], [-1.3, 0.0, 0.5, 0.0]], dtype=torch.float64)
+    assert metrics.n_polysemantic(W).item() == 2
+    assert metrics.n_polysemantic(W, threshold=0.7).item() == 1  # 1/√2 > 0.7: neuron 1 now counts as monosemantic
+    diverged = torch.stack([W, torch.full_like(W, math.nan)])
+    counts = metrics.n_polysemantic(diverged)
+    assert counts[0].item() == 2 and math.isnan(counts[1].item())

@@ -41,3 +41,20 @@ def test_one_subplot_per_instance_wrapping_rows():
 def test_titles_must_match_the_instances():
     with pytest.raises(ValueError, match="one entry per instance"):
         plot_neuron_stacks(torch.ones(2, 3, 2), titles=["only one"])
+
+
+def test_index_order_and_columns_line_panels_up():
+    """W1 beside W2ᵀ: with sort_neurons=False both keep neuron order 0, 1, so bar k is neuron k in each panel."""
+    W = torch.tensor([[[0.6, 0.0], [-0.8, 0.0], [0.0, 1.5]]]).repeat(4, 1, 1)
+    fig = plot_neuron_stacks(W, titles=["a", "b", "c", "d"], sort_neurons=False, columns=2)
+    axes = [a for a in fig.axes if a.get_title()]
+    assert all([t.get_text() for t in ax.get_xticklabels()] == ["0", "1"] for ax in axes)
+    rows_and_columns = [{round(getattr(ax.get_position(), side), 3) for ax in axes} for side in ("y0", "x0")]
+    assert [len(positions) for positions in rows_and_columns] == [2, 2]  # four panels, two per row
+    # a zero weight draws no segment: neuron 0 has two (0.6 up, 0.8 down), neuron 1 one (1.5 up)
+    assert len(_bars(axes[0])) == 3
+
+
+def test_bad_columns_are_named():
+    with pytest.raises(ValueError, match="columns"):
+        plot_neuron_stacks(torch.ones(2, 3, 2), columns=0)
