@@ -8,7 +8,10 @@ temporary folder, with fastsup's own backend and compile decisions (as
 ``fastsup run NAME`` gets them); the time includes compiling, training,
 analysis and writing the outputs.  Writes
 ``benchmarks/results/experiment-times-<scale>-<cpu|cuda>.json`` (the
-machine, its load before and after each run, the times).  With
+machine, its load before and after each run, the times), rewritten after
+every experiment: a run cut short keeps what it finished, and ``--only``
+adds to the times already there (an experiment timed again replaces its
+row; a file from another machine is started afresh).  With
 ``--readme``, the table between the README's experiment-times markers is
 rewritten from every results file there is: a device without a measurement
 reads "not measured".  Run it on a quiet machine: at ``paper`` scale it
@@ -42,18 +45,35 @@ def results_path(results: Path, scale: str, device: str) -> Path:
     return results / f"experiment-times-{scale}-{device}.json"
 
 
-def time_experiments(names, scale: str) -> list[dict]:
-    rows = []
+def time_experiment(name: str, scale: str) -> dict:
+    with tempfile.TemporaryDirectory() as out:
+        load_before = os.getloadavg()[0]
+        start = time.perf_counter()
+        run = run_experiment(name, Path(out) / name, scale=scale, progress=False)
+        seconds = time.perf_counter() - start
+    print(f"{name}: {seconds:.1f} s", file=sys.stderr, flush=True)
+    return {"experiment": name, "seconds": round(seconds, 1), "summary": run.summary(), "load_before": load_before,
+            "load_after": os.getloadavg()[0], "date": _now()}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+def record_times(path: Path, names, scale: str, device: str) -> None:
+    """Time each experiment and merge its row into ``path`` as soon as it is done."""
+    machine = _machine(device)
+    record = io.read_json(path, str(path)) if path.is_file() else None
+    if record is None or record.get("machine") != machine:
+        record = {"scale": scale, "device": device, "machine": machine, "experiments": []}
     for name in names:
-        with tempfile.TemporaryDirectory() as out:
-            load_before = os.getloadavg()[0]
-            start = time.perf_counter()
-            run = run_experiment(name, Path(out) / name, scale=scale, progress=False)
-            seconds = time.perf_counter() - start
-        rows.append({"experiment": name, "seconds": round(seconds, 1), "summary": run.summary(),
-                     "load_before": load_before, "load_after": os.getloadavg()[0]})
-        print(f"{name}: {seconds:.1f} s", file=sys.stderr, flush=True)
-    return rows
+        row = time_experiment(name, scale)
+        rows = {r["experiment"]: r for r in record["experiments"]}
+        rows[name] = row
+        order = {n: i for i, n in enumerate(ordered_names())}
+        record.update(date=row["date"], torch=torch.__version__,
+                      experiments=sorted(rows.values(), key=lambda r: order.get(r["experiment"], len(order))))
+        io.write_json_atomic(path, record)
 
 
 def _machine(device: str) -> str:
@@ -99,12 +119,9 @@ def main(argv=None) -> int:
     if args.run:
         names = ordered_names() if args.only is None else [get_experiment(name).name for name in args.only]
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        record = {"scale": args.scale, "device": device, "machine": _machine(device),
-                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(), "torch": torch.__version__,
-                  "experiments": time_experiments(names, args.scale)}
         args.results.mkdir(parents=True, exist_ok=True)
         path = results_path(args.results, args.scale, device)
-        io.write_json_atomic(path, record)
+        record_times(path, names, args.scale, device)
         print(f"written: {path}", file=sys.stderr)
     table = readme_table(args.results, args.scale)
     print(table)

@@ -25,6 +25,30 @@ def test_times_every_registered_experiment_and_writes_them(tmp_path, monkeypatch
     assert table[2:] == [f"| `{name}` | {seconds[name]:.0f} | not measured |" for name in ("tiny_a", "tiny_b")]
 
 
+def test_only_adds_to_the_times_already_there_and_each_row_is_written_when_done(tmp_path, monkeypatch):
+    only_experiments(monkeypatch, [tiny_experiment("tiny_a", 1), tiny_experiment("tiny_b", 2)])
+    path = tmp_path / "experiment-times-small-cpu.json"
+    assert paper_times.main(["--scale", "small", "--results", str(tmp_path), "--only", "tiny_b"]) == 0
+    first_b = json.loads(path.read_text())["experiments"]
+    assert [row["experiment"] for row in first_b] == ["tiny_b"]
+
+    real_time = paper_times.time_experiment
+
+    def killed_after_tiny_a(name, scale):
+        if name == "tiny_b":
+            raise KeyboardInterrupt
+        return real_time(name, scale)
+
+    monkeypatch.setattr(paper_times, "time_experiment", killed_after_tiny_a)
+    try:
+        paper_times.main(["--scale", "small", "--results", str(tmp_path), "--only", "tiny_a", "tiny_b"])
+    except KeyboardInterrupt:
+        pass
+    rows = json.loads(path.read_text())["experiments"]
+    # tiny_a joined (in registry order) before the run was cut; tiny_b's earlier row is kept as it was
+    assert [row["experiment"] for row in rows] == ["tiny_a", "tiny_b"] and rows[1] == first_b[0]
+
+
 def test_without_measurements_the_readme_table_says_not_measured(tmp_path, monkeypatch):
     only_experiments(monkeypatch, [tiny_experiment("tiny_a", 1)])
     readme = tmp_path / "README.md"
