@@ -3,7 +3,7 @@
 A program holds one instance's parameters as register tiles and a block of
 batch rows, feature-major like the torch backend::
 
-    x      [N_PAD, R]      R = 4 * BLOCK_Q rows (one Philox call feeds four rows)
+    x      [N_PAD, R]      R rows: 4 * BLOCK_Q (step), or one lane's BLOCK_Q (persistent)
     enc    [N_PAD, M_PAD]  W, or W1 for the abs model
     dec    [M_PAD, N_PAD]  Wᵀ (tied), or W2
     b, imp [N_PAD]
@@ -128,7 +128,7 @@ def output_loss_grad(z, x, row_valid, imp, grad_scale, threshold, MODEL: tl.cons
 
 
 @triton.jit
-def block_loss_grads(
+def backprop_rows(
     x,  # fp32 [N_PAD, R], zero in padded features and rows
     row_valid,  # bool [R]: row < batch size
     enc,  # fp32 [N_PAD, M_PAD]
@@ -142,25 +142,11 @@ def block_loss_grads(
     USE_DOT: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
-    """Σ over the block's rows of I_f (y − t)², and the block's share of the gradients, all features at once.
-
-    Returns ``(loss_sum, d_enc [N_PAD, M_PAD], d_dec [M_PAD, N_PAD], db [N_PAD])``;
-    for tied models dW = d_enc + d_decᵀ.
-    """
-    row_loss, h, g, gh = backprop_rows(x, row_valid, enc, dec, b, imp, grad_scale, threshold, MODEL, ACT, USE_DOT,
-                                       PRECISION)
-    d_enc = outer(x, gh, USE_DOT, PRECISION)  # [N_PAD, M_PAD]
-    d_dec = outer(h, g, USE_DOT, PRECISION)  # [M_PAD, N_PAD]
-    return tl.sum(row_loss, axis=0), d_enc, d_dec, tl.sum(g, axis=1)
-
-
-@triton.jit
-def backprop_rows(x, row_valid, enc, dec, b, imp, grad_scale, threshold, MODEL: tl.constexpr, ACT: tl.constexpr,
-                  USE_DOT: tl.constexpr, PRECISION: tl.constexpr):
-    """Forward, loss and backward of a block of rows (arguments as ``block_loss_grads``), nothing summed over rows.
+    """Forward, loss and backward of a block of rows, all features at once, nothing summed over rows.
 
     Returns ``(row_loss [R], h [M_PAD, R], g = dL/dz [N_PAD, R], gh = dL/da [M_PAD, R])``:
-    the rows' gradients are ``x ghᵀ`` (enc) and ``h gᵀ`` (dec), left to the caller to sum.
+    the rows' gradients are ``x ghᵀ`` (enc) and ``h gᵀ`` (dec; for tied models
+    dW is their sum, transposed), left to the caller to sum.
     """
     a = contract(enc, x, USE_DOT, PRECISION)  # [M_PAD, R]
     h = hidden_activation(a, MODEL)
