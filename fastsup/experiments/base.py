@@ -49,6 +49,12 @@ NOTEBOOK_OPTIMIZER: dict[str, Any] = dict(lr=1e-3, optimizer="adamw", weight_dec
 CODE_COMPANION_OPTIMIZER: dict[str, Any] = dict(lr=1e-2, schedule="cosine")
 
 
+def check_density(name: str, value) -> None:
+    """A density 1 - S of a Settings field: a number in (0, 1], or a ValueError naming the field."""
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must lie in (0, 1], got {value!r}")
+
+
 def importance_decay(rate: float, n_features: int) -> list[list[float]]:
     """Importance ``rate**i`` as ``[1, n]`` (2-D, so it never collides with a per-instance ``[I]``)."""
     return [[rate ** i for i in range(n_features)]]

@@ -60,7 +60,7 @@ import torch
 from .. import metrics
 from ..config import TrainConfig, check_integer
 from ..plots import plot_lines, plot_neuron_stacks
-from .base import CODE_COMPANION_OPTIMIZER, Experiment, Outcome, Settings, importance_decay, per_instance, register
+from .base import CODE_COMPANION_OPTIMIZER, Experiment, Outcome, Settings, check_density, importance_decay, per_instance, register
 from .tables import instance_table, json_values
 from .titles import density_titles, variant_title
 
@@ -90,8 +90,7 @@ class ComputationSettings(Settings):
         if not self.densities or not all(0.0 < p <= 1.0 for p in self.densities):
             raise ValueError(f"densities must be a non-empty sequence of densities 1-S in (0, 1], "
                              f"got {self.densities!r}")
-        if not 0.0 < self.motif_density <= 1.0:
-            raise ValueError(f"motif_density must lie in (0, 1], got {self.motif_density!r}")
+        check_density("motif_density", self.motif_density)
         if not 0.0 <= self.monosemantic_threshold <= 1.0:
             raise ValueError(f"monosemantic_threshold must lie in [0, 1], got {self.monosemantic_threshold!r}")
         if not 0.0 < self.min_gain < float("inf"):

@@ -45,7 +45,7 @@ from ..config import check_integer
 from ..data import dataset
 from ..evaluate import evaluate
 from ..plots import plot_double_descent
-from .base import Experiment, Outcome, Settings, register
+from .base import Experiment, Outcome, Settings, check_density, register
 
 #: [AR]'s dataset sizes (L716–960).
 ARENA_DATASET_SIZES = (3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 3000)
@@ -83,8 +83,7 @@ class DoubleDescentSettings(Settings):
                              f"dataset_sizes, got dataset_size={self.config_overrides['dataset_size']!r}")
         for name in ("n_features", "n_hidden", "n_instances", "eval_samples", "warmup_steps"):
             check_integer(name, getattr(self, name), 1)
-        if not 0.0 < self.density <= 1.0:
-            raise ValueError(f"density must lie in (0, 1], got {self.density!r}")
+        check_density("density", self.density)
         if isinstance(self.dataset_sizes, (str, bytes)) or not hasattr(self.dataset_sizes, "__iter__"):
             raise TypeError(f"dataset_sizes must be a sequence of positive integers, got {self.dataset_sizes!r}")
         sizes = tuple(check_integer("dataset_sizes entries", T, 1) for T in self.dataset_sizes)

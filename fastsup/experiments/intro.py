@@ -14,8 +14,8 @@ import numpy as np
 
 from ..config import TrainConfig, check_integer
 from ..plots import plot_features_2d, plot_norm_bars
-from .base import (CODE_COMPANION_OPTIMIZER, NOTEBOOK_OPTIMIZER, Experiment, Outcome, Settings, importance_decay,
-                   per_instance, register)
+from .base import (CODE_COMPANION_OPTIMIZER, NOTEBOOK_OPTIMIZER, Experiment, Outcome, Settings, check_density,
+                   importance_decay, per_instance, register)
 from .tables import instance_table
 from .titles import density_titles, experiment_title
 
@@ -31,8 +31,7 @@ class IntroSettings(Settings):
     def __post_init__(self):
         super().__post_init__()
         check_integer("n_instances", self.n_instances, 1)
-        if not 0.0 < self.min_density <= 1.0:
-            raise ValueError(f"min_density must lie in (0, 1], got {self.min_density!r}")
+        check_density("min_density", self.min_density)
 
 
 SCALES = {

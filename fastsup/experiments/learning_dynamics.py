@@ -33,7 +33,7 @@ from ..config import check_integer
 from ..evaluate import evaluate
 from ..init import init_params
 from ..plots import plot_learning_dynamics, plot_trajectories_3d
-from .base import NOTEBOOK_OPTIMIZER, Experiment, Outcome, Settings, register
+from .base import NOTEBOOK_OPTIMIZER, Experiment, Outcome, Settings, check_density, register
 from .titles import variant_title
 
 VARIANTS = ("learning_dynamics", "correlated")
@@ -71,8 +71,7 @@ class LearningDynamicsSettings(Settings):
                      "correlated_steps", "correlated_batch_size"):
             check_integer(name, getattr(self, name), 1)
         for name in ("density", "correlated_density"):
-            if not 0.0 < getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie in (0, 1], got {getattr(self, name)!r}")
+            check_density(name, getattr(self, name))
         for name in ("init_scale", "lr", "correlated_lr"):
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
