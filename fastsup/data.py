@@ -93,10 +93,6 @@ def _scaled(u: torch.Tensor, inv_p: torch.Tensor) -> torch.Tensor:
     return torch.clamp(u * inv_p.unsqueeze(-1), max=BELOW_ONE)
 
 
-def _magnitude_from_uniform(u: torch.Tensor, magnitude: str) -> torch.Tensor:
-    return u * 2.0 - 1.0 if magnitude == "signed" else u
-
-
 def sample_batch(spec: DataSpec, step, batch_size: int, first_row: int = 0) -> torch.Tensor:
     """The batch of one training step, feature-major: fp32 ``[I, n, batch_size]``.
 
@@ -109,19 +105,22 @@ def sample_batch(spec: DataSpec, step, batch_size: int, first_row: int = 0) -> t
     p = spec.p.unsqueeze(-1)
     if spec.presence_column is None:
         presence_u = u
-        magnitude = _magnitude_from_uniform(_scaled(u, spec.inv_p), spec.magnitude)
+        magnitude = _scaled(u, spec.inv_p)
     else:
         presence_u = u.index_select(1, spec.presence_column)
         presence_u = torch.where(spec.flip, 1.0 - presence_u, presence_u)
-        own = _magnitude_from_uniform(_scaled(u, spec.inv_p), spec.magnitude)
-        independent = _magnitude_from_uniform(
-            uniform(spec.seed, spec.instance_ids, step, batch_size, n, Stream.MAGNITUDE, first_row), spec.magnitude
-        )
-        magnitude = torch.where(spec.grouped, independent, own)
+        independent = uniform(spec.seed, spec.instance_ids, step, batch_size, n, Stream.MAGNITUDE, first_row)
+        magnitude = torch.where(spec.grouped, independent, _scaled(u, spec.inv_p))
     if spec.magnitude == "clipped_normal":
         z = normal(spec.seed, spec.instance_ids, step, batch_size, n, Stream.MAGNITUDE, first_row)
         magnitude = torch.clamp(0.5 + 0.2 * z, 0.0, 1.0)
-    x = torch.where(presence_u < p, magnitude, 0.0)
+    # Absent elements by a multiply with the presence mask: eager, torch.where
+    # cost 4x as much (5.7 against 1.3 ns per element, 1 thread, 2-core AMD EPYC
+    # VM).  Magnitudes are still in [0, 1) here, so an absent element is +0.0.
+    present = (presence_u < p).to(u.dtype)
+    x = magnitude * present
+    if spec.magnitude == "signed":
+        x = x * 2.0 - present  # 2 m - 1 where present (the doubling is exact), +0.0 where absent
     if spec.normalize:
         norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
         x = x / torch.where(norm > 0, norm, 1.0)

@@ -120,12 +120,14 @@ def loss_and_grads(
     err = _activation(z, spec) - target
     loss = (weight * err * err).mean(dim=(1, 2))
     g = (2.0 / (B * n)) * weight * err
+    # Masks multiply rather than torch.where, 4x cheaper eager (data.sample_batch);
+    # a masked gradient element may be -0.0, which no sum or update can tell from +0.0.
     mask = _activation_grad_mask(z, spec)
     if mask is not None:
-        g = torch.where(mask, g, 0.0)
+        g = g * mask
     gh = _apply(decoder.transpose(1, 2), g)  # [I, m, B]
     if spec.model in ("relu_hidden", "abs"):
-        gh = torch.where(a > 0, gh, 0.0)
+        gh = gh * (a > 0)
     grads = {"b": g.sum(-1)}
     if spec.model == "abs":
         grads["W1"] = _outer(x, gh)

@@ -86,26 +86,37 @@ def philox4x32(c0, c1, c2, c3, k0: int, k1: int, n_rounds: int = N_ROUNDS):
     """Philox4x32 rounds on int64 tensors of 32-bit words; returns four words.
 
     Round structure and constants are Random123's, in the operand order of
-    ``triton.language.random.philox_impl``.
+    ``triton.language.random.philox_impl``.  The counter words may be any
+    broadcastable shapes: unexpanded, the first rounds run on small tensors
+    (step, instance, column and row words only mix from round 3 on), which
+    halved the eager cost per call at 200 features (see ``uniform``).  The
+    low words of the products are carried unmasked: they only ever enter an
+    XOR whose result is masked, so ``& MASK32`` runs once per word at the end.
     """
     for _ in range(n_rounds):
         prod_b = c2 * PHILOX_ROUND_B
         prod_a = c0 * PHILOX_ROUND_A
         c0, c1, c2, c3 = (
-            ((prod_b >> 32) & MASK32) ^ c1 ^ k0,
-            prod_b & MASK32,
-            ((prod_a >> 32) & MASK32) ^ c3 ^ k1,
-            prod_a & MASK32,
+            ((prod_b >> 32) ^ k0 ^ c1) & MASK32,
+            prod_b,
+            ((prod_a >> 32) ^ k1 ^ c3) & MASK32,
+            prod_a,
         )
         k0 = (k0 + PHILOX_KEY_A) & MASK32
         k1 = (k1 + PHILOX_KEY_B) & MASK32
-    return c0, c1, c2, c3
+    return c0, c1 & MASK32, c2, c3 & MASK32
 
 
 def uint32_to_uniform(x: torch.Tensor) -> torch.Tensor:
-    """Triton's ``uint_to_uniform_float`` for 32-bit words held in int64: fp32 in [0, 1)."""
-    folded = torch.where(x >= (1 << 31), x ^ MASK32, x)
-    return folded.to(torch.float32) * torch.tensor(UNIFORM_SCALE, dtype=torch.float32)
+    """Triton's ``uint_to_uniform_float`` for 32-bit words held in int64: fp32 in [0, 1).
+
+    The fold ``x -> ~x`` for negative int32 is ``x ^ (x >> 31)``: eager, a
+    ``torch.where`` cost 5.7x as much (1.54 against 0.27 ms for 200 x 1024
+    words, 1 thread, 2-core AMD EPYC VM).  The multiply by the fp32 scale
+    converts the folded int32 to fp32 on the way, as a separate cast would.
+    """
+    signed = x.to(torch.int32)  # the low 32 bits, reinterpreted as Triton does
+    return (signed ^ (signed >> 31)) * torch.tensor(UNIFORM_SCALE, dtype=torch.float32)
 
 
 def check_seed(seed) -> int:
@@ -155,9 +166,12 @@ def uniform(
     step = torch.as_tensor(step, dtype=torch.int64, device=device).view(1, 1, 1)
     inst = instance_ids.to(torch.int64).view(-1, 1, 1)
     shape = (inst.shape[0], n_columns, n_quads)
-    lanes = philox4x32(quad.expand(shape), column.expand(shape), step.expand(shape), inst.expand(shape), k0, k1)
-    words = torch.stack(lanes, dim=3).reshape(shape[0], n_columns, n_quads * 4)
-    return uint32_to_uniform(words[:, :, :n_rows])
+    # Unexpanded counters (see philox4x32): 175 -> 85 ns per call eager at 2 x 200 x 256 calls
+    # (1 thread, 2-core AMD EPYC VM, 2026-12-01, with the unmasked low words).
+    lanes = philox4x32(quad, column, step, inst, k0, k1)
+    # Each lane becomes floats before the lanes interleave into rows: the stack then moves fp32, not int64.
+    floats = torch.stack([uint32_to_uniform(lane.expand(shape)) for lane in lanes], dim=3)
+    return floats.reshape(shape[0], n_columns, n_quads * 4)[:, :, :n_rows]
 
 
 def normal(

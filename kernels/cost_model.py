@@ -78,7 +78,7 @@ from typing import Any, Iterable
 STRATEGIES = ("notebook", "torch", "torch_compiled", "triton_step", "triton_persistent")
 MODELS = ("linear", "relu_output", "relu_hidden", "abs")
 
-FP32, INT64, BOOL = 4, 8, 1
+FP32, INT32, INT64, BOOL = 4, 4, 8, 1
 
 # --- roofline constants: peak figures, not measurements ----------------------
 # NVIDIA H100 SXM5 (80 GB) datasheet figures.  fp32 without tensor cores is the
@@ -343,33 +343,40 @@ def _torch_sample(ops: _Ops, s: Shape) -> float:
     ops.add("arange (quads)", "sample", written=INT64 * q)
     ops.add("arange (columns)", "sample", written=INT64 * n)
     ops.add("bitwise_or (stream)", "sample", 0, INT64 * n, INT64 * n)
-    # philox4x32: per round 2 multiplies, 3 shifts/masks per product, 2 xors per product, a final mask each
+    # philox4x32 on unexpanded counters: a word spans the axes it depends on, and an
+    # op writes the union of its operands' axes.  Per product: mul, rshift, xor key, xor, and.
+    size = {"I": I, "n": n, "q": q}
+    extent = lambda axes: math.prod(size[a] for a in axes)  # noqa: E731
+    c0, c1, c2, c3 = {"q"}, {"n"}, set(), {"I"}
     for r in range(10):
-        if r == 0:  # counters are broadcast views: c0 [1,1,q], c1 [1,n,1], c2 [1,1,1], c3 [I,1,1]
-            c0, c1, c2, c3 = q, n, 1, I
-        else:
-            c0 = c1 = c2 = c3 = Q
-        ops.add(f"philox round {r}: mul", "sample", 0, INT64 * c2, INT64 * Q)
-        ops.add(f"philox round {r}: mul", "sample", 0, INT64 * c0, INT64 * Q)
-        for name, extra in (("rshift", 0), ("and", 0), ("xor c1", c1), ("xor k0", 0), ("and", 0),
-                            ("rshift", 0), ("and", 0), ("xor c3", c3), ("xor k1", 0), ("and", 0)):
-            ops.add(f"philox round {r}: {name}", "sample", 0, INT64 * (Q + extra), INT64 * Q)
-    ops.add("stack (4 lanes)", "sample", 0, 4 * INT64 * Q, 4 * INT64 * Q)
-    # uint32_to_uniform on the [I, n, B] slice
-    ops.add("ge (sign fold)", "sample", 0, INT64 * E, BOOL * E)
-    ops.add("xor (sign fold)", "sample", 0, INT64 * E, INT64 * E)
-    ops.add("where (sign fold)", "sample", 0, (BOOL + 2 * INT64) * E, INT64 * E)
-    ops.add("int64 -> fp32", "sample", 0, INT64 * E, FP32 * E)
-    ops.add("mul (uniform scale)", "sample", E, FP32 * (E + 1), FP32 * E)
+        new = []
+        for factor, other in ((c2, c1), (c0, c3)):
+            mixed = factor | other
+            ops.add(f"philox round {r}: mul", "sample", 0, INT64 * extent(factor), INT64 * extent(factor))
+            ops.add(f"philox round {r}: rshift", "sample", 0, INT64 * extent(factor), INT64 * extent(factor))
+            ops.add(f"philox round {r}: xor key", "sample", 0, INT64 * extent(factor), INT64 * extent(factor))
+            ops.add(f"philox round {r}: xor", "sample", 0, INT64 * (extent(factor) + extent(other)),
+                    INT64 * extent(mixed))
+            ops.add(f"philox round {r}: and", "sample", 0, INT64 * extent(mixed), INT64 * extent(mixed))
+            new.append((mixed, factor))
+        (c0, c1), (c2, c3) = new
+    for axes in (c1, c3):  # the low words' deferred mask
+        ops.add("philox: and (low word)", "sample", 0, INT64 * extent(axes), INT64 * extent(axes))
+    # uint32_to_uniform per lane on [I, n, q], then the lanes interleave into rows
+    for lane in range(4):
+        ops.add(f"lane {lane}: int64 -> int32", "sample", 0, INT64 * Q, INT32 * Q)
+        ops.add(f"lane {lane}: rshift (sign fold)", "sample", 0, INT32 * Q, INT32 * Q)
+        ops.add(f"lane {lane}: xor (sign fold)", "sample", 0, 2 * INT32 * Q, INT32 * Q)
+        ops.add(f"lane {lane}: mul (uniform scale)", "sample", Q, INT32 * Q + FP32, FP32 * Q)
+    ops.add("stack (4 lanes)", "sample", 0, 4 * FP32 * Q, 4 * FP32 * Q)
     ops.add("mul inv_p", "sample", E, FP32 * (E + V), FP32 * E)
     ops.add("clamp (below one)", "sample", E, FP32 * E, FP32 * E)
-    if s.model == "abs":  # signed magnitudes: u * 2 - 1
-        ops.add("mul 2 (signed)", "sample", E, FP32 * E, FP32 * E)
-        ops.add("sub 1 (signed)", "sample", E, FP32 * E, FP32 * E)
     ops.add("lt (presence)", "sample", E, FP32 * (E + V), BOOL * E)
-    ops.add("scalar_tensor (0.0)", "sample", written=FP32)
-    ops.add("where (presence)", "sample", 0, (BOOL + FP32) * E + FP32, FP32 * E)
-    if s.model == "abs":
+    ops.add("bool -> fp32 (presence)", "sample", 0, BOOL * E, FP32 * E)
+    ops.add("mul (presence)", "sample", E, 2 * FP32 * E, FP32 * E)
+    if s.model == "abs":  # signed magnitudes: 2 x - presence
+        ops.add("mul 2 (signed)", "sample", E, FP32 * E, FP32 * E)
+        ops.add("sub presence (signed)", "sample", E, 2 * FP32 * E, FP32 * E)
         ops.add("abs (target)", "sample", E, FP32 * E, FP32 * E)
     return Q
 
@@ -453,13 +460,11 @@ def _torch(s: Shape) -> Cost:
     ops.add("mul err (g)", "backward", E, FP32 * (E + V), FP32 * E)
     if s.model != "linear":
         ops.add("gt/ge (activation mask)", "backward", E, FP32 * E, BOOL * E)
-        ops.add("scalar_tensor (0.0)", "backward", written=FP32)
-        ops.add("where (g)", "backward", 0, (BOOL + FP32) * E + FP32, FP32 * E)
+        ops.add("mul mask (g)", "backward", E, (BOOL + FP32) * E, FP32 * E)
     _torch_apply(ops, "backward", "gh = dec^T g", s, P, E, H)
     if s.model in ("relu_hidden", "abs"):
         ops.add("gt (hidden mask)", "backward", H, FP32 * H, BOOL * H)
-        ops.add("scalar_tensor (0.0)", "backward", written=FP32)
-        ops.add("where (gh)", "backward", 0, (BOOL + FP32) * H + FP32, FP32 * H)
+        ops.add("mul mask (gh)", "backward", H, (BOOL + FP32) * H, FP32 * H)
     ops.add("sum (grad b)", "backward", E, FP32 * E, FP32 * V)
     _torch_apply(ops, "backward", "outer g h (decoder grad)", s, E, H, P)
     _torch_apply(ops, "backward", "outer x gh (encoder grad)", s, E, H, P)

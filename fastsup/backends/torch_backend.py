@@ -28,7 +28,7 @@ from . import compiled
 from .base import RawRun, RunOptions, initial_params, model_spec, run_steps
 
 # The eager step runs a few instances at a time, so that its temporaries (above
-# all Philox's int64 words, ~12 ops per round) stay in cache: slices of at most
+# all Philox's int64 words, ~10 ops per round) stay in cache: slices of at most
 # this many Philox calls.  Whole-batch sampling of 200→20 × 20 took 252 ms,
 # slices of 2 instances 165 ms (1 thread, AMD EPYC 2-core VM, 2026-12-01, loaded).
 EAGER_SLICE_CALLS = 1 << 16
@@ -167,21 +167,21 @@ class TorchTrainer:
 
 # The compile decision's model of a step: a fixed cost per step plus a cost per
 # Philox call (the sampler dominates both paths; the contractions cost about the
-# same eager and compiled).  Eager: ~200 ops of ~7 us dispatch, and 10 rounds of
-# ~12 int64 ops per call; compiled: one C++ call per step and the fused sampler.
-# Eager figures measured 2026-12-01 on the 2-core AMD EPYC VM (lscpu: AMD EPYC,
-# KVM), 1 thread, under load from other jobs; the compiled per-call cost is the
-# earlier README figure (Philox ~150 us for the intro's 12 800 calls, 2-core Xeon).
-EAGER_STEP_SECONDS = 1.5e-3
-EAGER_SECONDS_PER_CALL = 160e-9
+# same eager and compiled).  Eager: ~200 ops of ~6 us dispatch, and 10 rounds of
+# ~10 int64 ops per call; compiled: one C++ call per step and the fused sampler.
+# Fitted to steady-state steps of the four benchmark cases (benchmarks/cases.py:
+# intro, 100->20, 200->20, the 2->1 grid), 2026-12-01, 2-core AMD EPYC VM (lscpu:
+# AMD EPYC, KVM), torch's default 2 threads, quiet machine.
+EAGER_STEP_SECONDS = 1.2e-3
+EAGER_SECONDS_PER_CALL = 90e-9
 COMPILED_STEP_SECONDS = 0.1e-3
-COMPILED_SECONDS_PER_CALL = 12e-9
+COMPILED_SECONDS_PER_CALL = 20e-9
 # A process's first compile with an empty inductor cache: importing dynamo and
-# inductor, tracing, code generation and the C++ compiler (same machine: 20-28 s
-# for the intro step, 43 s for 200->20; 9-12 s with the cache warm).  Later
-# decisions use the process's own last measured compile instead.
+# inductor (~4 s), tracing, code generation and the C++ compiler (same machine:
+# 20-22 s for the intro step, 43 s for 200->20; 6.5-8 s with the cache warm).
+# Later decisions use the process's own last measured compile instead.
 FIRST_COMPILE_SECONDS = 20.0
-WARM_COMPILE_SECONDS = 10.0  # the same with inductor's disk cache holding the step
+WARM_COMPILE_SECONDS = 7.0  # the same with inductor's disk cache holding the step
 
 
 def compile_pays(config: TrainConfig, key=None, compiles: int = 1) -> bool:
