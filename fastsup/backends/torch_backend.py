@@ -28,10 +28,11 @@ from . import compiled
 from .base import RawRun, RunOptions, initial_params, model_spec, run_steps
 
 # The eager step runs a few instances at a time, so that its temporaries (above
-# all Philox's int64 words, ~10 ops per round) stay in cache: slices of at most
-# this many Philox calls.  Whole-batch sampling of 200→20 × 20 took 252 ms,
-# slices of 2 instances 165 ms (1 thread, AMD EPYC 2-core VM, 2026-12-01, loaded).
-EAGER_SLICE_CALLS = 1 << 16
+# all Philox's int64 words, ~10 ops per round) stay near the cores: slices of at
+# most this many Philox calls.  Medians of 7 rounds against 2**16 and 2**20, 2
+# threads, quiet 2-core AMD EPYC VM, 2026-12-01: 200->20 x 20 108 ms (151 and
+# 135), 100->20 x 20 53 ms (59, 59), 400->30 x 8 87 ms (110 at 2**16).
+EAGER_SLICE_CALLS = 1 << 18
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +84,8 @@ def _sliced_loss_and_grads(params: Params, spec: DataSpec, step, importance: tor
     losses, grads = [], []
     for start in range(0, spec.p.shape[0], width):
         part = slice(start, start + width)
-        sub = dataclasses.replace(spec, instance_ids=spec.instance_ids[part], p=spec.p[part], inv_p=spec.inv_p[part])
-        loss, grad = _loss_and_grads({k: v[part] for k, v in params.items()}, sub, step, importance[part], statics,
+        loss, grad = _loss_and_grads({k: v[part] for k, v in params.items()}, spec.instances(part), step,
+                                     importance[part], statics,
                                      None if dataset is None else dataset[part])
         losses.append(loss)
         grads.append(grad)
