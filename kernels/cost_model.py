@@ -372,10 +372,10 @@ def _torch_sample(ops: _Ops, s: Shape) -> float:
     ops.add("mul inv_p", "sample", E, FP32 * (E + V), FP32 * E)
     ops.add("clamp (below one)", "sample", E, FP32 * E, FP32 * E)
     ops.add("lt (presence)", "sample", E, FP32 * (E + V), BOOL * E)
-    ops.add("bool -> fp32 (presence)", "sample", 0, BOOL * E, FP32 * E)
-    ops.add("mul (presence)", "sample", E, 2 * FP32 * E, FP32 * E)
+    ops.add("mul (presence)", "sample", E, (FP32 + BOOL) * E, FP32 * E)
     if s.model == "abs":  # signed magnitudes: 2 x - presence
         ops.add("mul 2 (signed)", "sample", E, FP32 * E, FP32 * E)
+        ops.add("bool -> fp32 (presence)", "sample", 0, BOOL * E, FP32 * E)
         ops.add("sub presence (signed)", "sample", E, 2 * FP32 * E, FP32 * E)
         ops.add("abs (target)", "sample", E, FP32 * E, FP32 * E)
     return Q
