@@ -104,16 +104,24 @@ def test_the_sliced_eager_step_equals_the_whole_batch_step(monkeypatch):
         assert torch.equal(sliced[1][name], whole[1][name]), name
 
 
-# Steps whose first-round products overflow int64 (the top of the step range) and a stream
-# above 1: the sampler alone, compiled by inductor, must still draw the eager bits.
-@pytest.mark.parametrize("step", [0, 3, 2**31 - 1, 2**31, 3_000_000_000, 2**32 - 3, 2**32 - 1])
-def test_the_compiled_sampler_draws_the_eager_bits(step):
+def _draw(step, ids):
     from fastsup import philox
 
-    ids = torch.tensor([0, 7, 2**32 - 1], dtype=torch.int64)
-    draw = lambda step, ids: (philox.uniform(2**63 + 12345, ids, step, 1022, 5, philox.Stream.MAGNITUDE_NORMAL),)  # noqa: E731
-    compiled_draw = compiled.compile_graph(draw, [torch.tensor(5), ids])
-    assert torch.equal(compiled_draw(torch.tensor(step), ids)[0], draw(step, ids)[0])
+    return (philox.uniform(2**63 + 12345, ids, step, 1022, 5, philox.Stream.MAGNITUDE_NORMAL),)
+
+
+@pytest.fixture(scope="module")
+def compiled_draw():
+    return compiled.compile_graph(_draw, [torch.tensor(5), torch.tensor([0, 7, 2**32 - 1])])
+
+
+# Steps whose first-round products overflow int64 (the top of the step range), with a nonzero
+# stream (its bits sit at the top of the column word): compiled by inductor, the sampler must
+# still draw the eager bits.
+@pytest.mark.parametrize("step", [0, 3, 2**31 - 1, 2**31, 3_000_000_000, 2**32 - 3, 2**32 - 1])
+def test_the_compiled_sampler_draws_the_eager_bits(compiled_draw, step):
+    ids = torch.tensor([0, 7, 2**32 - 1])
+    assert torch.equal(compiled_draw(torch.tensor(step), ids)[0], _draw(step, ids)[0])
 
 
 def test_compile_decision_weighs_the_eager_time_saved_against_the_compile_cost(fresh_cache, monkeypatch):
