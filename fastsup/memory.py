@@ -24,9 +24,10 @@ FP32 = 4
 # Bytes of temporaries per element of a [instances, max(n, m), batch] batch, with a
 # margin over the peak resident memory measured (torch 2.13 CPU, eager step, which
 # samples a few instances at a time; 2-core AMD EPYC, 2026-12-01): a training step
-# 8-10 (2→1 × 8192, 20→5 × 200, 200→20 × 20, batch 1024), the evaluation 33
+# 11-15 with slices of 2**18 Philox calls (2→1 × 8192 11.2, 200→20 × 20 12.9,
+# 20→5 × 200 15.1, batch 1024; 8-10 with the earlier 2**16), the evaluation 33
 # (2→1 × 8192, evaluation batch 1024: sampler and forward pass of a whole sub-chunk).
-STEP_BYTES_PER_BATCH_ELEMENT = 16
+STEP_BYTES_PER_BATCH_ELEMENT = 20
 EVAL_BYTES_PER_BATCH_ELEMENT = 48
 
 

@@ -15,7 +15,7 @@ import fastsup
 from fastsup.cli import main
 from fastsup.config import TrainConfig
 from fastsup.backends import base
-from fastsup.memory import EVAL_BYTES_PER_BATCH_ELEMENT, check_fits, estimate
+from fastsup.memory import EVAL_BYTES_PER_BATCH_ELEMENT, STEP_BYTES_PER_BATCH_ELEMENT, check_fits, estimate
 
 TRAIN_MODULE = importlib.import_module("fastsup.train")  # the attribute fastsup.train is the function
 DIVERGING = dict(n_features=5, n_hidden=2, n_instances=3, steps=50, lr=1000.0, progress=False)
@@ -81,7 +81,7 @@ def test_the_estimate_names_what_dominates():
     with pytest.raises(MemoryError, match=r"largest part: step.*reduce instance_chunk \(now 1000\) or batch_size"):
         check_fits(config, 1000, torch.device("cpu"), available=2**30)
     need = estimate(config, 10, torch.device("cpu"))
-    assert need.step == 10 * 100 * 4096 * 16  # chunk × max(n, m) × batch × bytes per element
+    assert need.step == 10 * 100 * 4096 * STEP_BYTES_PER_BATCH_ELEMENT  # chunk × max(n, m) × batch × bytes
     assert check_fits(config, 10, torch.device("cpu"), available=need.device_bytes) == need
 
 
