@@ -262,7 +262,7 @@ def bench_triton(case: Case, dev: Device, budget: Budget, strategy: str, instanc
 def _default_chunk(config) -> int:
     from fastsup.backends import default_chunk
 
-    return default_chunk("triton", config)
+    return default_chunk("triton", config, torch.device("cuda"))
 
 
 def _attempt(rows: list[Row], case: Case, trainer: str, dev: Device, fn: Callable[[], Row], *,

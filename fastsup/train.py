@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from .backends import default_chunk, resolve_backend, run_backend
 from .backends.base import RunOptions, StepInfo
+from .backends.torch_backend import compile_pays
 from .config import TrainConfig, check_checkpoint_steps, check_integer
 from .functional import Params, lr_scales
 from .init import param_shapes
@@ -123,7 +124,7 @@ def train(
         raise ValueError(f"strategy and precision choose triton kernels; backend {backend_name!r} has none")
     checkpoint_steps = check_checkpoint_steps(checkpoint_steps, config.steps)
     if instance_chunk is None:
-        instance_chunk = default_chunk(backend_name, config, strategy, len(checkpoint_steps))
+        instance_chunk = default_chunk(backend_name, config, torch_device, strategy, len(checkpoint_steps))
     else:
         instance_chunk = check_integer("instance_chunk", instance_chunk, 1)
     if init is not None:
@@ -132,6 +133,9 @@ def train(
 
     scales = lr_scales(config.schedule, config.steps, config.warmup_steps, config.lr_multipliers).tolist()
     starts = range(0, config.n_instances, instance_chunk)
+    if compile is None and backend_name == "torch" and len(starts) > 1:
+        # decided for the whole call, as a sweep does: one compile serves every chunk of a size
+        compile = compile_pays(config, compiles=len({min(instance_chunk, config.n_instances - s) for s in starts}))
     chunks = []
     with tqdm(total=config.steps * len(starts), disable=not progress, desc=config.title(), unit="step") as bar:
         for start in starts:

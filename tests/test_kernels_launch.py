@@ -150,7 +150,7 @@ def test_evaluation_runs_in_bounded_sub_chunks_and_equals_the_whole(monkeypatch,
 def test_chunk_plan_bounds_the_loss_history(backend):
     """10 000 logged steps of a tiny model: the history, not the batch or the state, limits the chunk."""
     config = TrainConfig(n_features=5, n_hidden=2, n_instances=10**6, batch_size=16, steps=10_000, log_every=1)
-    chunk = backends.default_chunk(backend, config)
+    chunk = backends.default_chunk(backend, config, torch.device("cpu"))
     assert 2 * 10_000 * chunk <= backends.HISTORY_ELEMENTS
     assert chunk == backends.HISTORY_ELEMENTS // 20_000
 

@@ -3,6 +3,7 @@ guarantee, and the command line turns every bad path or number into a one-line e
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import re
@@ -14,6 +15,7 @@ import torch
 import fastsup
 from fastsup.cli import main
 from fastsup.config import TrainConfig
+from fastsup import backends
 from fastsup.backends import base
 from fastsup.memory import EVAL_BYTES_PER_BATCH_ELEMENT, STEP_BYTES_PER_BATCH_ELEMENT, check_fits, estimate
 
@@ -118,6 +120,30 @@ def test_chunks_agree_to_rounding_with_several_threads():
     for name in whole.params:
         torch.testing.assert_close(whole.params[name], single.params[name], rtol=1e-5, atol=1e-6)
 
+
+
+def test_cpu_chunks_keep_the_batch_in_cache_and_gpu_chunks_bound_memory():
+    config = TrainConfig(n_features=2, n_hidden=1, n_instances=12_800, steps=10)  # batch 1024
+    cpu = backends.default_chunk("torch", config, torch.device("cpu"))
+    cuda = backends.default_chunk("torch", config, torch.device("cuda"))
+    assert cpu == backends.CPU_BATCH_ELEMENTS // (1024 * 2) < cuda == backends.BATCH_ELEMENTS // (1024 * 2)
+
+
+def test_a_chunked_call_decides_once_whether_to_compile(monkeypatch):
+    """The whole call's work against one compile per chunk size (5 instances in chunks of 2: sizes 2 and 1)."""
+    asked, passed = [], []
+    run_backend = TRAIN_MODULE.run_backend
+
+    def eager_run(name, config, device, options):
+        passed.append(options.compile)
+        return run_backend(name, config, device, dataclasses.replace(options, compile=False))
+
+    monkeypatch.setattr(TRAIN_MODULE, "compile_pays", lambda config, compiles: asked.append(
+        (config.n_instances, compiles)) or True)
+    monkeypatch.setattr(TRAIN_MODULE, "run_backend", eager_run)
+    fastsup.train(**{**CHUNKED, "compile": None}, instance_chunk=2)
+    assert asked == [(5, 2)]
+    assert passed == [True, True, True]
 
 # --- the command line: bad paths and absurd numbers ----------------------------------------------
 def test_cli_out_is_checked_before_training(tmp_path, capsys, monkeypatch):

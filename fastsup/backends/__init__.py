@@ -52,7 +52,13 @@ def resolve_backend(name: str, device: torch.device, config: TrainConfig) -> str
 # smallest of these limits:
 # * the torch backends keep a chunk's batch [chunk, n, B] under
 #   BATCH_ELEMENTS fp32 elements (64 MiB); a step's temporaries are a small
-#   multiple of it;
+#   multiple of it.  On the CPU under CPU_BATCH_ELEMENTS (16 MiB), half this
+#   machine's 32 MiB L3: above the cache the compiled step took 2.5-3x as long
+#   per batch element (ns per element, 2->1: 5.4 at 2 025 instances, 15.1 at
+#   4 624; 5->2: 7.0 at 800, 17.6 at 3 000; 20->5: 6.5 at 200, 17.0 at 1 000;
+#   100->20: 8.4 at 80, 21.8 at 200; batch 1024, 2 threads, quiet 2-core AMD
+#   EPYC VM, 2026-12-01).  A constant, not the cache size read at run time, so
+#   that a sweep plans the same chunks on every machine;
 # * the triton backend keeps its kernel state under
 #   ``triton_backend.STATE_ELEMENTS`` (parameters, moments, partial gradients);
 # * the loss history of the logged steps, which the step loop holds twice
@@ -61,11 +67,14 @@ def resolve_backend(name: str, device: torch.device, config: TrainConfig) -> str
 # * evaluation does not grow with the chunk: ``base.evaluate`` runs it in
 #   sub-chunks whose batch fits ``base.EVAL_ELEMENTS``.
 BATCH_ELEMENTS = 1 << 24
+CPU_BATCH_ELEMENTS = 1 << 22
 HISTORY_ELEMENTS = 1 << 26
 
 
-def default_chunk(name: str, config: TrainConfig, strategy: str = "auto", n_checkpoints: int = 0) -> int:
-    """Instances trained at once when the caller does not say: bounds device memory, never changes results."""
+def default_chunk(name: str, config: TrainConfig, device: torch.device, strategy: str = "auto",
+                  n_checkpoints: int = 0) -> int:
+    """Instances trained at once on ``device`` when the caller does not say: bounds device memory (and on the
+    CPU keeps the batch in cache), never changes results."""
     history = 2 * len(logged_steps(config))
     checkpoints = n_checkpoints * sum(math.prod(shape[1:]) for shape in param_shapes(config).values())
     if name == "triton":
@@ -73,7 +82,8 @@ def default_chunk(name: str, config: TrainConfig, strategy: str = "auto", n_chec
 
         limit = chunk_limit(config, strategy)
     else:
-        limit = BATCH_ELEMENTS // (config.batch_size * max(config.n_features, config.n_hidden))
+        budget = CPU_BATCH_ELEMENTS if torch.device(device).type == "cpu" else BATCH_ELEMENTS
+        limit = budget // (config.batch_size * max(config.n_features, config.n_hidden))
     return max(1, min(config.n_instances, limit, HISTORY_ELEMENTS // max(history, checkpoints)))
 
 

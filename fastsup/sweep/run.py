@@ -23,7 +23,7 @@ def _chunk_sizes(group_configs: list[TrainConfig], backend, device, instance_chu
     """Rows per train call in each group: ``instance_chunk``, or what the backend bounds memory to."""
     if instance_chunk is not None:
         return [check_integer("instance_chunk", instance_chunk, 1)] * len(group_configs)
-    return [default_chunk(resolve_backend(backend, device, config), config) for config in group_configs]
+    return [default_chunk(resolve_backend(backend, device, config), config, device) for config in group_configs]
 
 
 def _group_config(group: Group, restarts: int) -> TrainConfig:
