@@ -25,6 +25,7 @@ from ..data import DataSpec, dataset, sample_batch, sampling_step, target_of
 from ..functional import ModelSpec, Params, adam_update, loss_and_grads
 from ..init import init_params
 from . import compiled
+from .allocator import keep_freed_memory
 from .base import RawRun, RunOptions, initial_params, model_spec, run_steps
 
 # The eager step runs a few instances at a time, so that its temporaries (above
@@ -208,6 +209,7 @@ def compile_pays(config: TrainConfig, key=None, compiles: int = 1) -> bool:
 
 
 def run(config: TrainConfig, device, options: RunOptions) -> RawRun:
-    trainer = TorchTrainer(config, device, compile=options.compile, params=initial_params(config, device, options),
-                           compiling=options.compiling)
-    return run_steps(trainer, config, trainer.spec, options)
+    with keep_freed_memory() if torch.device(device).type == "cpu" else contextlib.nullcontext():
+        trainer = TorchTrainer(config, device, compile=options.compile, params=initial_params(config, device, options),
+                               compiling=options.compiling)
+        return run_steps(trainer, config, trainer.spec, options)
