@@ -12,7 +12,9 @@ While a run trains, ``keep_freed_memory`` serves blocks of up to 32 MiB (glibc's
 largest mmap threshold) from the heap and never trims it; on exit it hands the
 free memory back once (``malloc_trim``) and leaves glibc as its dynamic
 thresholds end up after large blocks: mmap above 32 MiB, trim above 64 MiB.  On
-other C libraries (musl, macOS) it does nothing.
+other C libraries (musl, macOS) it does nothing.  The setting is the
+process's: of two runs training at once in threads of one process, the first
+to finish restores it, which costs the other speed, never results.
 """
 
 from __future__ import annotations
