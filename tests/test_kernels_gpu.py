@@ -52,33 +52,34 @@ def test_kernels_match_the_torch_backend_on_the_gpu(shape, strategy):
     torch.testing.assert_close(actual.final_loss, expected.final_loss, rtol=1e-4, atol=1e-6)
 
 
-def test_step_mode_replays_from_a_cuda_graph():
+def test_step_windows_replay_from_cuda_graphs(monkeypatch):
+    """The step strategy replays each repeated window of steps from a CUDA graph: bit for bit the launches."""
     from fastsup.backends.triton_backend import kernel_inputs
     from fastsup.init import init_params
     from fastsup.kernels.dispatch import plan_for
     from fastsup.kernels.step import FusedStepTrainer
 
-    config = TrainConfig(**{k: v for k, v in RUN.items() if k != "progress"})
-    scales = [1.0] * config.steps
+    import fastsup.kernels.step as step_kernels
 
-    def trainer():
-        inputs = kernel_inputs(config, init_params(config, "cuda"), scales, "cuda")
-        return FusedStepTrainer(inputs, plan_for(config.n_features, config.n_hidden, config.batch_size, "step"))
+    run = {**RUN, "steps": 55, "log_every": 10}
+    replays = []
+    replay = torch.cuda.CUDAGraph.replay
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda graph: (replays.append(graph), replay(graph))[1])
+    monkeypatch.setattr(step_kernels, "GRAPH_STEPS", 4)
+    graphed = fastsup.train(backend="triton", device="cuda", strategy="step", **run)
+    # windows end at the logged steps 0, 10, ..., 50, 54: lengths 1, 10 (five times) and 4, in pieces of
+    # at most 4 steps: 1 | 4 4 2 | 4 4 2 ... | 4.  A length is recorded on its second coming: the 4-step
+    # graph replays once in the first 10-step window, both graphs in each later one, 4 once at the end
+    assert len(replays) == 1 + 4 * 3 + 1 and len(set(map(id, replays))) == 2
 
-    eager, graphed = trainer(), trainer()
-    for step in range(config.steps):
-        eager.step(step, 1.0)
-    stream = torch.cuda.Stream()
-    with torch.cuda.stream(stream):
-        graphed.launch()  # step 0, and the compile, outside the capture
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        graphed.launch()  # recorded, not run
-    for _ in range(1, config.steps):
-        graph.replay()
-    torch.cuda.synchronize()
-    assert torch.equal(graphed.params["W"], eager.params["W"])
+    config = TrainConfig(**{k: v for k, v in run.items() if k != "progress"})
+    inputs = kernel_inputs(config, init_params(config, "cuda"), [1.0] * config.steps, "cuda")
+    launched = FusedStepTrainer(inputs, plan_for(config.n_features, config.n_hidden, config.batch_size, "step"))
+    losses = [launched.step(step, 1.0) for step in range(config.steps)]
+    for name, value in launched.params.items():
+        assert torch.equal(graphed.params[name].cpu(), value.cpu()), name
+    logged = torch.stack([losses[step] for step in graphed.loss_steps.tolist()])
+    assert torch.equal(graphed.loss_history.cpu(), logged.cpu())
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")

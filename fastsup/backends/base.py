@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Callable, ContextManager, Protocol
+from typing import Callable, ContextManager, Protocol, runtime_checkable
 
 import torch
 
@@ -71,6 +71,15 @@ class StepTrainer(Protocol):
 
     def step(self, step: int, lr_scale: float) -> torch.Tensor:
         """Train one step; return the per-instance loss ``[I]`` of this step's batch (before the update)."""
+
+
+@runtime_checkable
+class ReplaysWindows(Protocol):
+    """A step trainer that can also run a whole window of steps from a recording (a CUDA graph)."""
+
+    def replay_window(self, count: int) -> torch.Tensor | None:
+        """Train the next ``count`` steps and return the last one's loss ``[I]``; or return None and
+        train nothing (no recording can serve them), and the loop steps them one by one."""
 
 
 def model_spec(config: TrainConfig) -> ModelSpec:
@@ -152,18 +161,40 @@ def initial_params(config: TrainConfig, device, options: RunOptions) -> Params:
     return {name: value.detach().to(device=device, dtype=torch.float32).clone() for name, value in options.init.items()}
 
 
+def step_windows(config: TrainConfig, options: RunOptions) -> list[tuple[int, int]]:
+    """The run cut into ``[start, stop)`` windows, each ending where the loop must look: a logged step, a
+    checkpoint step or the last step; with an ``on_step`` hook, every step."""
+    if options.on_step is not None:
+        return [(step, step + 1) for step in range(config.steps)]
+    ends = sorted(set(logged_steps(config)) | set(options.checkpoint_steps))
+    return list(zip([0] + [end + 1 for end in ends[:-1]], [end + 1 for end in ends]))
+
+
 def run_steps(trainer: StepTrainer, config: TrainConfig, spec: DataSpec, options: RunOptions) -> RawRun:
-    """Drive a step-wise trainer through the run; losses stay on the device until the end."""
-    logged = logged_steps(config)
-    is_logged = set(logged)
+    """Drive a step-wise trainer through the run, a window at a time; losses stay on the device until the end."""
+    is_logged = set(logged_steps(config))
     history = []
     device = next(iter(trainer.params.values())).device
     base_lr = config.lr_tensor().to(device) if options.on_step else None
     checkpoints = checkpoint_buffers(trainer.params, len(options.checkpoint_steps))
     checkpoint_row = {step: row for row, step in enumerate(options.checkpoint_steps)}
-    report_every, reported = 100, 0
-    for step in range(config.steps):
-        loss = trainer.step(step, options.scales[step])
+    reported = 0
+
+    def report(done: int) -> None:  # to the progress bar every 100 steps, and at the end
+        nonlocal reported
+        if done - reported >= 100 or done == config.steps:
+            options.progress(done - reported)
+            reported = done
+
+    for start, stop in step_windows(config, options):
+        step = stop - 1  # the window's last step: the only one anything below looks at
+        loss = trainer.replay_window(stop - start) if isinstance(trainer, ReplaysWindows) else None
+        if loss is None:
+            for each in range(start, stop):
+                loss = trainer.step(each, options.scales[each])
+                report(each + 1)
+        else:
+            report(stop)
         if step in is_logged:
             history.append(loss.detach().clone())
         if step in checkpoint_row:
@@ -171,13 +202,10 @@ def run_steps(trainer: StepTrainer, config: TrainConfig, spec: DataSpec, options
                 checkpoints[name][checkpoint_row[step]].copy_(value)
         if options.on_step is not None:
             options.on_step(StepInfo(step, trainer.params, loss, base_lr * options.scales[step], options.instances))
-        if step + 1 - reported == report_every or step + 1 == config.steps:
-            options.progress(step + 1 - reported)
-            reported = step + 1
     return RawRun(
         params=trainer.params,
         loss_history=torch.stack(history),
-        loss_steps=logged,
+        loss_steps=logged_steps(config),
         final_loss=evaluate(trainer.params, config, spec),
         checkpoints=checkpoints,
     )
