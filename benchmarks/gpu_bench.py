@@ -231,7 +231,7 @@ def bench_triton(case: Case, dev: Device, budget: Budget, strategy: str, instanc
         return Row(case.name, name, detail=f"n/a: {err} (pip install 'fastsup[triton]')")
     config = case.config(steps=budget.run_long)
     try:
-        plan = plan_for(config.n_features, config.n_hidden, config.batch_size, strategy)
+        plan = plan_for(config.n_features, config.n_hidden, config.batch_size, strategy, model=config.model)
     except ValueError as err:
         return Row(case.name, name, detail=f"n/a: {err}")
 

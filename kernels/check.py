@@ -219,7 +219,7 @@ def launch_args(kernel: str, config: TrainConfig, plan) -> tuple[dict, int]:
 
 
 def plan_of(config: TrainConfig, strategy: str = "auto", precision: str = "ieee"):
-    return plan_for(config.n_features, config.n_hidden, config.batch_size, strategy, precision)
+    return plan_for(config.n_features, config.n_hidden, config.batch_size, strategy, precision, model=config.model)
 
 
 @dataclasses.dataclass

@@ -521,7 +521,7 @@ def _plan(s: Shape, strategy: str, plan):
         from fastsup.kernels.dispatch import plan_for
     except ImportError as err:
         raise NotApplicable(f"the dispatcher needs triton ({err}); pass plan= explicitly") from None
-    return plan_for(s.n_features, s.n_hidden, s.batch_size, strategy)
+    return plan_for(s.n_features, s.n_hidden, s.batch_size, strategy, model=s.model)
 
 
 def _output_ops(s: Shape) -> int:
@@ -664,7 +664,7 @@ def dispatcher_choice(config_like: Any) -> str:
         from fastsup.kernels.dispatch import plan_for
     except ImportError as err:
         return f"dispatcher unavailable: {err} (the Triton dispatcher needs triton)"
-    plan = plan_for(s.n_features, s.n_hidden, s.batch_size)
+    plan = plan_for(s.n_features, s.n_hidden, s.batch_size, model=s.model)
     return (f"dispatcher picks {plan.strategy} (plan_for): {plan.reason}; tile {plan.n_pad}x{plan.m_pad}, "
             f"block_n {plan.block_n}, {4 * plan.block_q} rows per block, {plan.num_warps} warps")
 

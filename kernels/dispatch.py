@@ -22,7 +22,15 @@ MIN_DOT = 16  # NVIDIA MMA needs every dot dimension >= 16
 REGISTER_PRODUCT_LIMIT = 4096
 # Persistent mode also keeps W, its moments and gradients live for the whole
 # run, so its product budget is smaller and its tile is capped: at 16x8 with
-# 4096-element products it spilled 0.5 KB.
+# 4096-element products it spilled 0.5 KB.  The full compile table (sm_90,
+# 2026-12-01/02) found 2048 too much in two cases, both fixed by halving the
+# rows, so each counts its product twice: abs from 8 to 32 features, whose two
+# matrices keep two gradient sums (8x4, 16x8, 32x8 and 32x1 spilled 4-40 B at
+# 128-255 registers), and tied models at m_pad = 2 from 32 features (12 B at
+# 168 registers).  Not further: halved, abs at 4x8 and 128x2 spilled 4-8 B
+# where the full budget compiled clean (ptxas then aims at more blocks per SM).
+# Halving the rows beat 8 warps in SASS instructions per sampled element at
+# all six (6→3 abs 117 against 134; 100→2 92 against 97).
 PERSISTENT_PRODUCT_LIMIT = 2048
 PERSISTENT_TILE_LIMIT = 256
 # Rows per block on the register path.  At 256 rows the step kernel for 3→2
@@ -35,7 +43,10 @@ MAX_STEP_ROWS = 128
 # Persistent tiles up to this many W elements give each thread one row-quad
 # of every chunk, so n and m stay inside the thread (5→2 on sm_90: 2 353
 # SHFL and 490 BAR per thread per step before, 175 and 12 after).  At 8x4
-# (6→3) the same layout took 255 registers and spilled 4 B.
+# (6→3) the same layout took 255 registers and spilled 4 B.  At 8x1 three
+# models spilled 4-20 B (abs on sm_90 at 96 registers too, with half the rows:
+# saved predicates, not register pressure); 8x2 compiles clean for every model
+# but linear, so 8x1 pads the hidden layer to 2, and linear takes the spread path.
 QUAD_PER_THREAD_TILE_LIMIT = 16
 QUAD_PER_THREAD_THREADS = 128  # 4 warps
 # The dot path holds x [block_n, rows] and three [m_pad, rows] tiles; with
@@ -69,8 +80,9 @@ def _pow2_floor(value: int) -> int:
     return 1 << (max(1, value).bit_length() - 1)
 
 
-def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "auto", precision: str = "ieee") -> Plan:
-    """The strategy and tiles for an ``n_features``→``n_hidden`` model trained on batches of ``batch_size``.
+def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "auto", precision: str = "ieee", *,
+             model: str) -> Plan:
+    """The strategy and tiles for an ``n_features``→``n_hidden`` ``model`` trained on batches of ``batch_size``.
 
     ``strategy`` forces "persistent" or "step"; ``precision`` "tf32" opts in to ``tl.dot``.
     """
@@ -99,6 +111,11 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
                          f"got {n_pad}x{m_pad}{' with tf32 dots' if use_dot else ''}")
     quads = triton.next_power_of_2(-(-batch_size // 4))
     quad_per_thread = strategy == "persistent" and n_pad * m_pad <= QUAD_PER_THREAD_TILE_LIMIT
+    if quad_per_thread and (n_pad, m_pad) == (8, 1):
+        if model == "linear":
+            quad_per_thread = False  # 8x2 spilled 12 B for linear alone; spread over 64-quad chunks it is clean
+        else:
+            m_pad = 2
     if use_dot:
         block_n, rows = min(n_pad, DOT_BLOCK_N), DOT_ROWS
     elif quad_per_thread:
@@ -107,7 +124,8 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
     elif strategy == "persistent":
         # a lane's sub-block of block_q rows is the register product's row axis
         block_n = n_pad
-        rows = 4 * max(1, min(_pow2_floor(PERSISTENT_PRODUCT_LIMIT // (n_pad * max(m_pad, 4))), quads))
+        counted = 2 if (8 <= n_pad <= 32 if model == "abs" else m_pad == 2 and n_pad >= 32) else 1
+        rows = 4 * max(1, min(_pow2_floor(PERSISTENT_PRODUCT_LIMIT // (counted * n_pad * max(m_pad, 4))), quads))
     else:
         # [block_n, rows] tiles (x, z, g, ...) cost registers too: for m = 1 and
         # 2 the compile check saw 8-16 B spills at a full product budget, so

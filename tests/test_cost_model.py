@@ -273,7 +273,7 @@ def test_step_partials_match_the_launcher_buffers():
     from fastsup.kernels.step import FusedStepTrainer
 
     config = TrainConfig(n_features=20, n_hidden=5, n_instances=3, batch_size=100, steps=4, model="abs")
-    plan = plan_for(20, 5, 100, "step")
+    plan = plan_for(20, 5, 100, "step", model="relu_output")
     inputs = kernel_inputs(config, init_params(config, "cpu"), [1.0] * config.steps, "cpu")
     trainer = FusedStepTrainer(inputs, plan)
     b = trainer.buffers
@@ -294,7 +294,7 @@ def test_table_reports_the_dispatchers_choice():
     from fastsup.kernels.dispatch import plan_for
 
     text = table(5, 2, 10_000, 1024)
-    plan = plan_for(5, 2, 1024)
+    plan = plan_for(5, 2, 1024, model="relu_output")
     assert f"dispatcher picks {plan.strategy}" in text and plan.reason in text
     for strategy in STRATEGIES:
         assert strategy in text
@@ -314,7 +314,7 @@ def test_cli_prints_the_dispatchers_choice():
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    plan = plan_for(5, 2, 1024)
+    plan = plan_for(5, 2, 1024, model="relu_output")
     assert plan.strategy == "persistent"
     assert "dispatcher picks persistent (plan_for): " + plan.reason in out.stdout
     assert "FLOP/byte" in out.stdout and "Philox/step" in out.stdout

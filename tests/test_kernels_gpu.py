@@ -74,7 +74,8 @@ def test_step_windows_replay_from_cuda_graphs(monkeypatch):
 
     config = TrainConfig(**{k: v for k, v in run.items() if k != "progress"})
     inputs = kernel_inputs(config, init_params(config, "cuda"), [1.0] * config.steps, "cuda")
-    launched = FusedStepTrainer(inputs, plan_for(config.n_features, config.n_hidden, config.batch_size, "step"))
+    launched = FusedStepTrainer(inputs, plan_for(config.n_features, config.n_hidden, config.batch_size, "step",
+                                                            model=config.model))
     losses = [launched.step(step, 1.0) for step in range(config.steps)]
     for name, value in launched.params.items():
         assert torch.equal(graphed.params[name].cpu(), value.cpu()), name

@@ -36,7 +36,7 @@ def chunk_limit(config: TrainConfig, strategy: str = "auto") -> int:
     """Instances per chunk whose kernel state fits ``STATE_ELEMENTS``."""
     from fastsup.kernels.dispatch import plan_for
 
-    plan = plan_for(config.n_features, config.n_hidden, config.batch_size, strategy)
+    plan = plan_for(config.n_features, config.n_hidden, config.batch_size, strategy, model=config.model)
     n, m = config.n_features, config.n_hidden
     per_instance = 4 * n * m + 3 * n  # W (W1, W2), moments, b
     if plan.strategy == "step":
@@ -97,7 +97,8 @@ def run(config: TrainConfig, device, options: RunOptions) -> RawRun:
         raise ValueError(f"backend='triton' cannot train this config: {reason}; use backend='torch'")
     # on_step does not change the plan: the persistent kernel then runs one
     # launch per step (PersistentStepper), with the same batch blocks.
-    plan = plan_for(config.n_features, config.n_hidden, config.batch_size, options.strategy, options.precision)
+    plan = plan_for(config.n_features, config.n_hidden, config.batch_size, options.strategy, options.precision,
+                    model=config.model)
     inputs = kernel_inputs(config, initial_params(config, device, options), options.scales, device)
     spec = DataSpec.from_config(config, device)
     if plan.strategy == "step":
