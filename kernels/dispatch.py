@@ -124,7 +124,10 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
     elif strategy == "persistent":
         # a lane's sub-block of block_q rows is the register product's row axis
         block_n = n_pad
-        counted = 2 if (8 <= n_pad <= 32 if model == "abs" else m_pad == 2 and n_pad >= 32) else 1
+        if model == "abs":  # two matrices, two gradient sums
+            counted = 2 if 8 <= n_pad <= 32 else 1
+        else:
+            counted = 2 if m_pad == 2 and n_pad >= 32 else 1
         rows = 4 * max(1, min(_pow2_floor(PERSISTENT_PRODUCT_LIMIT // (counted * n_pad * max(m_pad, 4))), quads))
     else:
         # [block_n, rows] tiles (x, z, g, ...) cost registers too: for m = 1 and

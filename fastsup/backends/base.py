@@ -172,7 +172,9 @@ def step_windows(config: TrainConfig, options: RunOptions) -> list[tuple[int, in
 
 def run_steps(trainer: StepTrainer, config: TrainConfig, spec: DataSpec, options: RunOptions) -> RawRun:
     """Drive a step-wise trainer through the run, a window at a time; losses stay on the device until the end."""
-    is_logged = set(logged_steps(config))
+    logged = logged_steps(config)
+    is_logged = set(logged)
+    replay = trainer.replay_window if isinstance(trainer, ReplaysWindows) else None
     history = []
     device = next(iter(trainer.params.values())).device
     base_lr = config.lr_tensor().to(device) if options.on_step else None
@@ -188,7 +190,7 @@ def run_steps(trainer: StepTrainer, config: TrainConfig, spec: DataSpec, options
 
     for start, stop in step_windows(config, options):
         step = stop - 1  # the window's last step: the only one anything below looks at
-        loss = trainer.replay_window(stop - start) if isinstance(trainer, ReplaysWindows) else None
+        loss = replay(stop - start) if replay else None
         if loss is None:
             for each in range(start, stop):
                 loss = trainer.step(each, options.scales[each])
@@ -205,7 +207,7 @@ def run_steps(trainer: StepTrainer, config: TrainConfig, spec: DataSpec, options
     return RawRun(
         params=trainer.params,
         loss_history=torch.stack(history),
-        loss_steps=logged_steps(config),
+        loss_steps=logged,
         final_loss=evaluate(trainer.params, config, spec),
         checkpoints=checkpoints,
     )
