@@ -1,28 +1,38 @@
-"""Compiled training steps: built once per process for each key, through one entry to torch's compilers.
+"""Compiled training steps: built once for each key, kept on disk, loaded by later processes in milliseconds.
 
-``compile_graph`` is the only place fastsup touches torch's private compiler
-API (``make_fx`` and inductor's ``compile_fx``); where a torch release lacks
-them it falls back to the public ``torch.compile``.  ``StepCache`` keeps every
-compiled step of the process under the key of what it depends on, so repeated
-``train`` calls, the chunks of a run, sweeps and experiments compile a shape
-once.  Across processes torch's own caches take over (README: CPU speed):
-inductor's FX graph cache skips code generation and the C++ compiler; it
-lives in ``TORCHINDUCTOR_CACHE_DIR`` (default ``/tmp/torchinductor_$USER``),
-and fastsup notes there which steps it compiled (``StepCache.compiled_before``).
+On the CPU a compiled step is an AOTInductor package (``.pt2``): the step is
+exported (``torch.export``), compiled ahead of time by inductor into one
+shared library and written to ``record_dir``.  A later process loads it
+through AOTInductor's C++ loader without importing dynamo or inductor, in a
+few ms; inductor's own warm cache took ~6 s of a first call here (importing
+dynamo and inductor, then the cache lookup; README: CPU speed).  On CUDA a
+step is compiled in the process by inductor's just-in-time compiler, and
+inductor's FX graph cache holds it across processes.
+
+This module is the only place fastsup touches torch's compilers.  Where a
+torch release lacks the package loader, CPU steps are compiled in the
+process as on CUDA; where it lacks the private ``make_fx``/``compile_fx``,
+they go through the public ``torch.compile``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import hashlib
+import io
 import os
+import platform
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, ContextManager, Hashable, Sequence
 
 import torch
+
+from ..io import write_bytes_atomic
 
 CompiledStep = Callable[..., tuple[torch.Tensor, ...]]
 
@@ -49,8 +59,65 @@ def _private_compilers():
     return make_fx, compile_fx, fake_inputs
 
 
+def _package_loader():
+    """AOTInductor's C++ package loader (what ``torch._inductor.aoti_load_package`` wraps), or None.
+
+    It loads a package without importing dynamo or inductor; where a torch
+    release lacks it, steps are compiled in the process instead.
+    """
+    return getattr(getattr(torch._C, "_aoti", None), "AOTIModelPackageLoader", None)
+
+
+class _Step(torch.nn.Module):
+    """``torch.export`` takes a module; the step's in-place updates of its inputs are kept as input mutations."""
+
+    def __init__(self, fn: CompiledStep):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.fn(*tensors)
+
+
+def compile_package(fn: CompiledStep, example_inputs: Sequence[torch.Tensor]) -> bytes | None:
+    """``fn`` compiled ahead of time for inputs shaped like ``example_inputs``: the package's bytes.
+
+    None where this torch release has no AOTInductor compiler.
+    """
+    try:
+        from torch._inductor import aoti_compile_and_package
+    except ImportError:
+        return None
+    example = tuple(t.clone() for t in example_inputs)  # the step updates its inputs in place while traced
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch 2.13's export warns about its own pytree internals
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+        exported = torch.export.export(_Step(fn), example, strict=False)
+        package = io.BytesIO()
+        aoti_compile_and_package(exported, package_path=package)
+    return package.getvalue()
+
+
+def write_package(package: bytes, path: Path) -> Path:
+    """Where the package now lies: ``path``, written atomically (a killed write leaves none, two writers each
+    leave a whole one), or a private temporary file where ``path``'s folder cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_bytes_atomic(path, package)
+    except OSError:
+        fallback = Path(tempfile.mkdtemp(prefix="fastsup_step_")) / path.name
+        fallback.write_bytes(package)
+        return fallback
+
+
+def load_package(path: Path, device: torch.device) -> CompiledStep:
+    """The compiled step in the package ``path``, called as ``step(*tensors) -> tuple of tensors``."""
+    loader = _package_loader()(str(path), "model", False, 1, -1 if device.index is None else device.index)
+    return lambda *tensors: tuple(loader.run(list(tensors)))
+
+
 def compile_graph(fn: CompiledStep, example_inputs: Sequence[torch.Tensor]) -> CompiledStep:
-    """``fn(*tensors) -> tuple of tensors`` compiled by inductor for inputs shaped like ``example_inputs``.
+    """``fn(*tensors) -> tuple of tensors`` compiled in this process by inductor for inputs shaped like ``example_inputs``.
 
     Preferred: trace ``fn`` once with ``make_fx`` and give the graph to
     ``compile_fx``, so a call runs the generated code with no dynamo guard
@@ -77,12 +144,42 @@ def default_record_dir() -> Path:
     return Path(root) / "fastsup_steps"
 
 
+# The fastsup modules whose code a compiled step runs (tests/test_compiled.py checks the files of
+# every function a step calls against this list), and this module, which packages it.
+STEP_SOURCES = ("functional.py", "data.py", "philox.py", "backends/torch_backend.py", "backends/compiled.py")
+
+
+@functools.lru_cache(maxsize=1)
+def _source_digest() -> str:
+    """A digest of the step's source: a package compiled from other step code must never be loaded."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in STEP_SOURCES:
+        digest.update(name.encode())
+        digest.update((root / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _touch(path: Path) -> None:
+    """Leave an empty marker file; a read-only cache folder only costs the compile decision an estimate."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+
+def _packaged(device: torch.device) -> bool:
+    """Whether steps on ``device`` are AOTInductor packages (the CPU, where torch has the loader)."""
+    return device.type == "cpu" and _package_loader() is not None
+
+
 class StepCache:
     """Compiled steps of this process by key; remembers how long compiling took, for the compile decision.
 
-    Every compile also leaves an empty marker file named by a digest of its key
-    (and torch's version) in ``record_dir``: a later process then knows that
-    inductor's disk cache most likely holds that step, and expects a warm compile.
+    On disk, in ``record_dir``, a key's files are named by a digest of the
+    key, torch's version, the step's source, the thread count and the CPU's
+    vector extensions: ``.pt2``, the step's package (CPU); no suffix, an empty
+    marker saying that inductor's disk cache most likely holds a step compiled
+    in the process (CUDA); ``.ran``, a note that some process ran the step.
     """
 
     def __init__(self, record_dir: Path | None = None):
@@ -93,13 +190,25 @@ class StepCache:
     def __contains__(self, key: Hashable) -> bool:
         return key in self._steps
 
-    def _marker(self, key: Hashable) -> Path:
-        digest = hashlib.sha256(repr((torch.__version__, key)).encode()).hexdigest()[:32]
-        return (self.record_dir or default_record_dir()) / digest
+    def _record(self, key: Hashable, suffix: str = "") -> Path:
+        facts = (torch.__version__, _source_digest(), torch.get_num_threads(), torch.backends.cpu.get_cpu_capability(),
+                 platform.machine(), key)
+        digest = hashlib.sha256(repr(facts).encode()).hexdigest()[:32]
+        return (self.record_dir or default_record_dir()) / f"{digest}{suffix}"
 
-    def compiled_before(self, key: Hashable) -> bool:
-        """Whether some process compiled this key with the current disk cache (per its marker)."""
-        return self._marker(key).exists()
+    def note_run(self, key: Hashable) -> None:
+        """Leave a note that a process ran this step (compiled or not), for ``ran_before``."""
+        _touch(self._record(key, ".ran"))
+
+    def ran_before(self, key: Hashable) -> bool:
+        """Whether a process (this one or an earlier one) noted a run of this step."""
+        return self._record(key, ".ran").exists()
+
+    def on_disk(self, key: Hashable, device: torch.device) -> str | None:
+        """What an earlier compile of this key left on disk: ``"package"``, ``"inductor cache"``, or None."""
+        if _packaged(device) and self._record(key, ".pt2").exists():
+            return "package"
+        return "inductor cache" if self._record(key).exists() else None
 
     def get(
         self,
@@ -108,18 +217,29 @@ class StepCache:
         example_inputs: Sequence[torch.Tensor],
         compiling: Callable[[], ContextManager] = contextlib.nullcontext,
     ) -> CompiledStep:
-        """The compiled step for ``key``, compiling ``fn`` (inside ``compiling()``) the first time."""
-        if key not in self._steps:
-            with compiling():
-                start = time.perf_counter()
+        """The compiled step for ``key``: this process's, else its package on disk, else compiled (inside ``compiling()``).
+
+        A package that no longer loads (say, one written by another build of
+        the same torch version) is compiled again.
+        """
+        if key in self._steps:
+            return self._steps[key]
+        device = example_inputs[0].device
+        package_path = self._record(key, ".pt2")
+        if _packaged(device) and package_path.exists():
+            with contextlib.suppress(RuntimeError):
+                self._steps[key] = load_package(package_path, device)
+                return self._steps[key]
+        with compiling():
+            start = time.perf_counter()
+            package = compile_package(fn, example_inputs) if _packaged(device) else None
+            if package is None:
                 self._steps[key] = compile_graph(fn, example_inputs)
-                self.last_compile_seconds = time.perf_counter() - start
-            marker = self._marker(key)
-            try:
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.touch()
-            except OSError:  # a read-only cache folder only costs a cold-compile estimate next time
-                pass
+            else:
+                self._steps[key] = load_package(write_package(package, package_path), device)
+            self.last_compile_seconds = time.perf_counter() - start
+        if package is None:
+            _touch(self._record(key))
         return self._steps[key]
 
     def clear(self) -> None:

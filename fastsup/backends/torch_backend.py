@@ -146,7 +146,8 @@ class TorchTrainer:
         example = self.inputs(0, 1.0)
         self.key = (statics, tuple((tuple(t.shape), t.dtype, str(t.device)) for t in example))
         if compile is None:
-            compile = compile_pays(config, self.key)
+            compile = compile_pays(config, self.key, device=self.device)
+        compiled.STEPS.note_run(self.key)
         if compile:
             self.step_fn = compiled.STEPS.get(self.key, step_function(statics), example, compiling)
         else:
@@ -180,32 +181,44 @@ EAGER_STEP_SECONDS = 2.0e-3
 EAGER_SECONDS_PER_CALL = 90e-9
 COMPILED_STEP_SECONDS = 0.15e-3
 COMPILED_SECONDS_PER_CALL = 20e-9
-# A process's first compile with an empty inductor cache: importing dynamo and
-# inductor (~4 s), tracing, code generation and the C++ compiler (same machine:
-# 20-22 s for the intro step, 43 s for 200->20; 6.5-8 s with the cache warm).
+# A first compile on the CPU with an empty cache, in a fresh process: importing
+# dynamo and inductor (~4 s), exporting the step (~4 s), code generation (~13 s)
+# and the C++ compiler (~14 s, most of it the package's wrapper).  Same machine,
+# quiet, 2026-12-02: 32.5 and 34.9 s for the intro step, 29 s for 200->20 x 20.
 # Later decisions use the process's own last measured compile instead.
-FIRST_COMPILE_SECONDS = 20.0
-WARM_COMPILE_SECONDS = 7.0  # the same with inductor's disk cache holding the step
+FIRST_COMPILE_SECONDS = 33.0
+PACKAGE_LOAD_SECONDS = 0.05  # an earlier process left the step's package (loaded in ~10 ms here)
+WARM_COMPILE_SECONDS = 7.0  # CUDA: inductor's disk cache holds the step (import, tracing, cache load)
 
 
-def compile_pays(config: TrainConfig, key=None, compiles: int = 1) -> bool:
+def compile_pays(config: TrainConfig, key=None, compiles: int = 1, device=None) -> bool:
     """Compile when the eager time it saves exceeds what ``compiles`` compiles cost.
 
-    The cost: nothing if this process has the step (``key``); a warm compile
-    if the disk cache holds it; else the process's last measured compile, or
-    a first one.  Without a key (a sweep deciding for all its chunks) the
-    cache is not consulted.
+    The cost: nothing if this process has the step (``key``); a package load
+    or a warm compile if an earlier process left the step on disk (on
+    ``device``); else the process's last measured compile, or a first one.
+    A first compile of a step that ran before (uncompiled) is weighed against
+    the time it saves in this run and one more like it: the package serves
+    every later process, and a step run twice is likely to be run again.
+    Without a key (a sweep deciding for all its chunks) the disk is not
+    consulted.
     """
     if key is not None and key in compiled.STEPS:
         return True
     calls = config.n_instances * philox_calls_per_instance(config)
     saved_per_step = (EAGER_STEP_SECONDS - COMPILED_STEP_SECONDS
                       + (EAGER_SECONDS_PER_CALL - COMPILED_SECONDS_PER_CALL) * calls)
-    if key is not None and compiled.STEPS.compiled_before(key):
+    device = torch.device(device or "cpu")
+    on_disk = None if key is None else compiled.STEPS.on_disk(key, device)
+    runs = 1
+    if on_disk == "package":
+        compile_seconds = PACKAGE_LOAD_SECONDS
+    elif on_disk == "inductor cache":
         compile_seconds = WARM_COMPILE_SECONDS
     else:
         compile_seconds = compiled.STEPS.last_compile_seconds or FIRST_COMPILE_SECONDS
-    return config.steps * saved_per_step > compiles * compile_seconds
+        runs = 2 if key is not None and compiled.STEPS.ran_before(key) else 1
+    return runs * config.steps * saved_per_step > compiles * compile_seconds
 
 
 def run(config: TrainConfig, device, options: RunOptions) -> RawRun:
