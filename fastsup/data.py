@@ -36,7 +36,7 @@ class DataSpec:
     column whose draw decides presence); ``flip``/``grouped``: bool ``[n, 1]``.
     """
 
-    seed: int
+    seed: int | torch.Tensor  # a tensor (``philox.seed_tensor``) inside the compiled step
     instance_ids: torch.Tensor
     p: torch.Tensor
     inv_p: torch.Tensor

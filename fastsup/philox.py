@@ -82,8 +82,9 @@ ACTIVATIONS_STEP = (1 << 32) - 2
 MAX_ROWS = 4 * MAX_WORD
 
 
-def philox4x32(c0, c1, c2, c3, k0: int, k1: int, n_rounds: int = N_ROUNDS):
-    """Philox4x32 rounds on int64 tensors of 32-bit words; returns four words.
+def philox4x32(c0, c1, c2, c3, k0, k1, n_rounds: int = N_ROUNDS):
+    """Philox4x32 rounds on int64 tensors of 32-bit words; returns four words.  The key words ``k0``, ``k1`` are
+    Python ints or 0-d int64 tensors.
 
     Round structure and constants are Random123's, in the operand order of
     ``triton.language.random.philox_impl``.  The counter words may be any
@@ -130,13 +131,24 @@ def check_seed(seed) -> int:
     return as_int
 
 
-def split_seed(seed: int) -> tuple[int, int]:
+def seed_tensor(seed: int) -> torch.Tensor:
+    """The seed as a 0-d int64 tensor holding its 64 bits (seeds from 2**63 on read as negative numbers):
+    an input of the compiled step, so that one compiled step serves every seed."""
+    seed = check_seed(seed)
+    return torch.tensor(seed - MAX_SEED if seed >= 1 << 63 else seed, dtype=torch.int64)
+
+
+def split_seed(seed) -> tuple:
+    """The Philox key words ``(low 32 bits, high 32 bits)`` of a seed: Python ints, or 0-d int64 tensors for a
+    seed given as ``seed_tensor`` (the masks recover the words of a negative one)."""
+    if isinstance(seed, torch.Tensor):
+        return seed & MASK32, (seed >> 32) & MASK32
     seed = check_seed(seed)
     return seed & MASK32, seed >> 32
 
 
 def uniform(
-    seed: int,
+    seed: int | torch.Tensor,
     instance_ids: torch.Tensor,
     step,
     n_rows: int,
@@ -147,7 +159,8 @@ def uniform(
     """Uniform fp32 in [0, 1) for every (instance, row, column): shape ``[I, n_columns, n_rows]``.
 
     ``instance_ids`` is an int64 tensor ``[I]``; ``step`` is a python int or a
-    0-d int64 tensor (a tensor keeps one compiled graph for every step).
+    0-d int64 tensor (a tensor keeps one compiled graph for every step), and
+    so is ``seed`` (as ``seed_tensor`` makes it).
     ``first_row`` (a multiple of 4) gives rows ``first_row …`` of the same
     draw, so a long batch can be drawn in pieces.
     """
@@ -177,7 +190,7 @@ def uniform(
 
 
 def normal(
-    seed: int,
+    seed: int | torch.Tensor,
     instance_ids: torch.Tensor,
     step,
     n_rows: int,

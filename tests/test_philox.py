@@ -21,7 +21,7 @@ import torch
 from conftest import HAS_TRITON, KERNEL_DEVICE, requires_triton
 
 from fastsup import philox
-from fastsup.philox import EVAL_STEP, MASK32, Stream, philox4x32, uint32_to_uniform, uniform
+from fastsup.philox import EVAL_STEP, MASK32, Stream, philox4x32, seed_tensor, split_seed, uint32_to_uniform, uniform
 
 if HAS_TRITON:
     import triton
@@ -348,3 +348,10 @@ def test_kernel_prefix_and_instance_independence():
     both = sampling.uniform(instance_ids=torch.tensor([8, 2], device=KERNEL_DEVICE), n_rows=11, n_columns=3, **args)
     alone = sampling.uniform(instance_ids=torch.tensor([2], device=KERNEL_DEVICE), n_rows=6, n_columns=2, **args)
     assert torch.equal(alone[0], both[1, :2, :6])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**63 + 12345, 2**64 - 1])
+def test_a_seed_tensor_has_the_key_words_of_its_seed(seed):
+    """The compiled step takes the seed as a 0-d int64 tensor (negative from 2**63 on)."""
+    low, high = split_seed(seed_tensor(seed))
+    assert (int(low), int(high)) == split_seed(seed)

@@ -2,7 +2,7 @@
 
 One training step is a pure function of tensors (parameters, optimizer
 state, step index, scheduled lr, and the run's per-instance constants) and of
-a few static facts (model, data mode, seed, batch size, optimizer).  A fixed
+a few static facts (model, data mode, batch size, optimizer).  A fixed
 dataset (``dataset_size``) is drawn once, when the trainer is built, and is an
 input of every step: sampling it again each step would cost T·n Philox draws
 per instance and step for the same points.  For long runs inductor compiles
@@ -24,6 +24,7 @@ from ..config import TrainConfig
 from ..data import DataSpec, dataset, sample_batch, sampling_step, target_of
 from ..functional import ModelSpec, Params, adam_update, loss_and_grads
 from ..init import init_params
+from .. import philox
 from . import compiled
 from .allocator import keep_freed_memory
 from .base import RawRun, RunOptions, initial_params, model_spec, run_steps
@@ -44,7 +45,6 @@ class StepStatics:
     model: ModelSpec
     magnitude: str
     normalize: bool
-    seed: int  # the Philox key is a Python int in the sampler
     batch_size: int
     fixed_dataset: bool  # the batch is an input (the dataset drawn once), not sampled
     betas: tuple[float, float]
@@ -55,7 +55,6 @@ class StepStatics:
 def _statics(config: TrainConfig, names: tuple[str, ...]) -> StepStatics:
     return StepStatics(
         names=names, model=model_spec(config), magnitude=config.magnitude, normalize=config.normalize_points,
-        seed=config.seed,
         batch_size=config.batch_size, fixed_dataset=config.dataset_size is not None,
         betas=tuple(config.betas), eps=config.eps,
         decoupled=config.optimizer == "adamw",
@@ -96,6 +95,10 @@ def _sliced_loss_and_grads(params: Params, spec: DataSpec, step, importance: tor
 def step_function(statics: StepStatics, slice_width: int | None = None) -> compiled.CompiledStep:
     """The training step on flat tensors, in ``TorchTrainer.inputs`` order; returns ``(loss,)``.
 
+    The seed is an input (a 0-d int64 tensor), so one compiled step serves
+    every seed: sweeps over seeds and compat's fresh seed per ``optimize``
+    call compile once.
+
     ``slice_width``: run sampling, forward and backward that many instances at a
     time (the eager step); None: all at once (what inductor compiles).
     """
@@ -104,8 +107,10 @@ def step_function(statics: StepStatics, slice_width: int | None = None) -> compi
     def step_fn(*tensors: torch.Tensor) -> tuple[torch.Tensor]:
         params, exp_avg, exp_avg_sq = (dict(zip(statics.names, tensors[i * k : (i + 1) * k])) for i in range(3))
         rest, dataset = (tensors[3 * k : -1], tensors[-1]) if statics.fixed_dataset else (tensors[3 * k :], None)
-        step, step_count, lr, weight_decay, importance, instance_ids, p, inv_p, *grouping = rest
-        spec = DataSpec(statics.seed, instance_ids, p, inv_p, statics.magnitude, *(grouping or (None, None, None)),
+        step, step_count, lr, seed, weight_decay, importance, instance_ids, p, inv_p, *grouping = rest
+        if slice_width is not None and seed.device.type == "cpu":
+            seed = int(seed) % philox.MAX_SEED  # eager: the key schedule on Python ints, not 20 tiny tensor ops a draw
+        spec = DataSpec(seed, instance_ids, p, inv_p, statics.magnitude, *(grouping or (None, None, None)),
                         normalize=statics.normalize)
         if slice_width is None or slice_width >= p.shape[0]:
             loss, grads = _loss_and_grads(params, spec, step, importance, statics, dataset)
@@ -139,7 +144,8 @@ class TorchTrainer:
         self.base_lr = config.lr_tensor().to(device)
         grouping = [spec.presence_column, spec.flip, spec.grouped] if spec.presence_column is not None else []
         points = [] if config.dataset_size is None else [dataset(config, device)]  # drawn once, here
-        self.constants = [config.weight_decay_tensor().to(device), config.importance_tensor().to(device),
+        self.constants = [philox.seed_tensor(config.seed).to(device),
+                          config.weight_decay_tensor().to(device), config.importance_tensor().to(device),
                           spec.instance_ids, spec.p, spec.inv_p, *grouping, *points]
         self.state = [*self.params.values(), *self.exp_avg.values(), *self.exp_avg_sq.values()]
         statics = _statics(config, tuple(self.params))
@@ -154,7 +160,8 @@ class TorchTrainer:
             self.step_fn = step_function(statics, eager_slice_width(config))
 
     def inputs(self, step: int, lr_scale: float) -> list[torch.Tensor]:
-        """The step's inputs: state, step index, 1-based step count (float64, as torch.optim), lr, constants."""
+        """The step's inputs: state, step index, 1-based step count (float64, as torch.optim), lr, constants
+        (seed, weight decay, importance, instance ids, p, 1/p, feature groups, the fixed dataset)."""
         return [
             *self.state,
             torch.tensor(sampling_step(self.config, step), dtype=torch.int64, device=self.device),
