@@ -20,11 +20,11 @@ from typing import Callable, ContextManager
 
 import torch
 
+from .. import philox
 from ..config import TrainConfig
 from ..data import DataSpec, dataset, sample_batch, sampling_step, target_of
 from ..functional import ModelSpec, Params, adam_update, loss_and_grads
 from ..init import init_params
-from .. import philox
 from . import compiled
 from .allocator import keep_freed_memory
 from .base import RawRun, RunOptions, initial_params, model_spec, run_steps
