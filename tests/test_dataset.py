@@ -41,9 +41,11 @@ def test_every_step_trains_on_the_same_points():
 
 
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
-def test_the_torch_backend_draws_the_dataset_once_not_every_step(monkeypatch, compile):
-    from fastsup.backends import torch_backend
+def test_the_torch_backend_draws_the_dataset_once_not_every_step(monkeypatch, tmp_path, compile):
+    from fastsup.backends import compiled, torch_backend
 
+    # an empty cache, so the compiled step is traced here (where the spy sees it), not reused from another test
+    monkeypatch.setattr(compiled, "STEPS", compiled.StepCache(record_dir=tmp_path))
     calls = []
     real = torch_backend.sample_batch
     monkeypatch.setattr(torch_backend, "sample_batch", lambda *args, **kw: calls.append(args[1]) or real(*args, **kw))
