@@ -198,8 +198,8 @@ def test_a_step_that_ran_before_is_compiled_for_two_runs(empty_cache):
     assert trainer.key not in empty_cache
     assert empty_cache.ran_before(trainer.key)
     assert torch_backend.compile_pays(three_quarters, trainer.key, device=cpu)
-    other = _key_never_run(dataclasses.replace(intro, seed=3), empty_cache)
-    assert not torch_backend.compile_pays(dataclasses.replace(three_quarters, seed=3), other, device=cpu)
+    empty_cache._record(trainer.key, ".ran").unlink()  # without the note, one run's saving does not pay
+    assert not torch_backend.compile_pays(three_quarters, trainer.key, device=cpu)
 
 
 def test_a_package_that_cannot_be_written_beside_the_cache_goes_to_a_private_temporary_folder(tmp_path):
