@@ -58,6 +58,20 @@ def _assert_same_run(a, b):
         torch.testing.assert_close(a[1][name], b[1][name], rtol=1e-5, atol=1e-7, msg=name)
 
 
+def _intro_saved_per_step() -> float:
+    """Seconds a compiled step saves per intro step (5→2 × 10, batch 1024: 10 · 5 · 256 Philox calls), by the model
+    of the compile decision."""
+    return (torch_backend.EAGER_STEP_SECONDS - torch_backend.COMPILED_STEP_SECONDS
+            + (torch_backend.EAGER_SECONDS_PER_CALL - torch_backend.COMPILED_SECONDS_PER_CALL) * 10 * 5 * 256)
+
+
+def _key_never_run(config: TrainConfig, cache: compiled.StepCache):
+    """The step's key, without the note that building its trainer leaves (a step run before weighs two runs)."""
+    key = TorchTrainer(config, "cpu", compile=False).key
+    cache._record(key, ".ran").unlink()
+    return key
+
+
 def test_a_second_run_of_the_same_shape_reuses_the_step_with_its_own_constants(fresh_cache):
     """Other p, importance, lr, weight decay, instance ids and seed (one from 2**63 on, a negative int64 inside the
     step): no new compile, and the numbers are the new run's."""
@@ -190,8 +204,7 @@ def test_the_step_runs_only_code_of_the_step_sources():
 
 def test_a_step_that_ran_before_is_compiled_for_two_runs(empty_cache):
     intro = TrainConfig(n_features=5, n_hidden=2, n_instances=10, batch_size=1024, steps=10)
-    saved = (torch_backend.EAGER_STEP_SECONDS - torch_backend.COMPILED_STEP_SECONDS
-             + (torch_backend.EAGER_SECONDS_PER_CALL - torch_backend.COMPILED_SECONDS_PER_CALL) * 10 * 5 * 256)
+    saved = _intro_saved_per_step()
     three_quarters = dataclasses.replace(intro, steps=int(0.75 * torch_backend.FIRST_COMPILE_SECONDS / saved))
     cpu = torch.device("cpu")
     trainer = TorchTrainer(intro, "cpu")  # 10 steps: uncompiled, and noted
@@ -278,13 +291,6 @@ def test_the_compiled_sampler_draws_the_eager_bits(compiled_draw, seed, step):
     assert torch.equal(compiled_draw(philox.seed_tensor(seed), torch.tensor(step), ids)[0], _draw(seed, step, ids)[0])
 
 
-def _key_never_run(config: TrainConfig, cache: compiled.StepCache):
-    """The step's key, without the note that building its trainer leaves (a step run before weighs two runs)."""
-    key = TorchTrainer(config, "cpu", compile=False).key
-    cache._record(key, ".ran").unlink()
-    return key
-
-
 def test_compile_decision_weighs_the_eager_time_saved_against_the_compile_cost(empty_cache, monkeypatch):
     def decides(compile_seconds, **fields):
         monkeypatch.setattr(empty_cache, "last_compile_seconds", compile_seconds)
@@ -292,8 +298,7 @@ def test_compile_decision_weighs_the_eager_time_saved_against_the_compile_cost(e
         return torch_backend.compile_pays(config, _key_never_run(config, empty_cache))
 
     intro = dict(n_features=5, n_hidden=2, n_instances=10, batch_size=1024)
-    saved = (torch_backend.EAGER_STEP_SECONDS - torch_backend.COMPILED_STEP_SECONDS
-             + (torch_backend.EAGER_SECONDS_PER_CALL - torch_backend.COMPILED_SECONDS_PER_CALL) * 10 * 5 * 256)
+    saved = _intro_saved_per_step()
     break_even = torch_backend.FIRST_COMPILE_SECONDS / saved
     assert not decides(None, **intro, steps=int(break_even * 0.9))
     assert decides(None, **intro, steps=int(break_even * 1.1))
@@ -329,8 +334,7 @@ def test_a_step_compiled_by_an_earlier_process_is_expected_to_load(empty_cache, 
     """A package on disk (CPU) costs a load; a marker of inductor's cache (CUDA, or no loader) a warm compile."""
     intro = TrainConfig(n_features=5, n_hidden=2, n_instances=10, batch_size=1024, steps=10)
     key = _key_never_run(intro, empty_cache)
-    saved = (torch_backend.EAGER_STEP_SECONDS - torch_backend.COMPILED_STEP_SECONDS
-             + (torch_backend.EAGER_SECONDS_PER_CALL - torch_backend.COMPILED_SECONDS_PER_CALL) * 10 * 5 * 256)
+    saved = _intro_saved_per_step()
     cpu = torch.device("cpu")
     between_load_and_warm = dataclasses.replace(intro, steps=int(
         (torch_backend.PACKAGE_LOAD_SECONDS + torch_backend.WARM_COMPILE_SECONDS) / 2 / saved))

@@ -225,14 +225,15 @@ class StepCache:
         if key in self._steps:
             return self._steps[key]
         device = example_inputs[0].device
+        packaged = _packaged(device)
         package_path = self._record(key, ".pt2")
-        if _packaged(device) and package_path.exists():
+        if packaged and package_path.exists():
             with contextlib.suppress(RuntimeError):
                 self._steps[key] = load_package(package_path, device)
                 return self._steps[key]
         with compiling():
             start = time.perf_counter()
-            package = compile_package(fn, example_inputs) if _packaged(device) else None
+            package = compile_package(fn, example_inputs) if packaged else None
             if package is None:
                 self._steps[key] = compile_graph(fn, example_inputs)
             else:
