@@ -49,17 +49,20 @@ def sample_block(seed_lo, seed_hi, instance, step, quads, features, p, inv_p, SI
     Rows past the batch are the caller's to mask.
     """
     u = philox_uniform_tile(seed_lo, seed_hi, instance, step, quads, features, 0)  # Stream.DATA
-    return features_from_uniforms(u, p, inv_p, SIGNED)
+    return features_from_uniforms(u, p[:, None], inv_p[:, None], SIGNED)
 
 
 @triton.jit
 def features_from_uniforms(u, p, inv_p, SIGNED: tl.constexpr):
-    """x from the data stream's uniforms u ``[N_PAD, R]``: present where u < p, magnitude u / p (or 2 u / p - 1)."""
-    magnitude = tl.minimum(u * inv_p[:, None], BELOW_ONE)
+    """x from the data stream's uniforms u: present where u < p, magnitude u / p (or 2 u / p - 1).
+
+    p and inv_p broadcast against u: ``[N_PAD, 1]`` for a ``[N_PAD, R]`` block.
+    """
+    magnitude = tl.minimum(u * inv_p, BELOW_ONE)
     if SIGNED:
         # exact as written or contracted into an FMA: doubling is exact
         magnitude = magnitude * 2.0 - 1.0
-    return tl.where(u < p[:, None], magnitude, 0.0)
+    return tl.where(u < p, magnitude, 0.0)
 
 
 @triton.jit
@@ -99,11 +102,12 @@ def hidden_grad(gh, a, MODEL: tl.constexpr):
 
 
 @triton.jit
-def output_loss_grad(z, x, row_valid, imp, grad_scale, threshold, MODEL: tl.constexpr, ACT: tl.constexpr):
-    """From the output pre-activation z ``[BN, R]`` of some features: each row's Σ_f I_f (y − t)² ``[R]``, and g = dL/dz.
+def output_terms(z, x, imp, valid, grad_scale, threshold, MODEL: tl.constexpr, ACT: tl.constexpr):
+    """Elementwise, on operands that broadcast together: each element's I_f (y − t)², and g = dL/dz.
 
-    x: the same features' inputs ``[BN, R]``; imp ``[BN]``; rows outside the
-    batch (``row_valid`` false) contribute nothing.
+    z: output pre-activations; x: the same elements' inputs; imp: their
+    features' importance; valid: false for rows outside the batch, which
+    contribute nothing.
     """
     if MODEL == LINEAR:
         y = z
@@ -115,16 +119,26 @@ def output_loss_grad(z, x, row_valid, imp, grad_scale, threshold, MODEL: tl.cons
         target = tl.abs(x)
     else:
         target = x
-    err = tl.where(row_valid[None, :], y - target, 0.0)
-    weighted = imp[:, None] * err
-    row_loss = tl.sum(weighted * err, axis=0)
+    err = tl.where(valid, y - target, 0.0)
+    weighted = imp * err
     g = grad_scale * weighted
     if MODEL != LINEAR:
         if ACT == ACT_RELU:
             g = tl.where(z > 0.0, g, 0.0)
         else:
             g = tl.where(z >= threshold, g, 0.0)
-    return row_loss, g
+    return weighted * err, g
+
+
+@triton.jit
+def output_loss_grad(z, x, row_valid, imp, grad_scale, threshold, MODEL: tl.constexpr, ACT: tl.constexpr):
+    """From the output pre-activation z ``[BN, R]`` of some features: each row's Σ_f I_f (y − t)² ``[R]``, and g = dL/dz.
+
+    x: the same features' inputs ``[BN, R]``; imp ``[BN]``; rows outside the
+    batch (``row_valid`` false) contribute nothing.
+    """
+    terms, g = output_terms(z, x, imp[:, None], row_valid[None, :], grad_scale, threshold, MODEL, ACT)
+    return tl.sum(terms, axis=0), g
 
 
 @triton.jit

@@ -5,7 +5,7 @@ Run as::
     python -m fastsup.kernels.check [--full] [--sass] [--arch 80,90] [--json PATH] [--jobs N] [--only REGEX] [--list]
 
 By default a representative subset (every kernel x every MODEL x both
-contraction paths, at the paper's sizes: about a minute on 2 cores); with
+contraction paths, at the paper's sizes: about two minutes on 2 cores); with
 ``--full``, every shape of the paper and of a size table up to n = 1000,
 m = 100, with every model variant that changes the compiled code (the
 ``MODEL``, ``ACT``, ``SIGNED`` and ``DECOUPLED`` constexprs; ``tf32`` for
@@ -79,8 +79,9 @@ import triton.language as tl
 from fastsup.backends.triton_backend import kernel_scalars
 from fastsup.config import TrainConfig
 from fastsup.kernels.block import MODEL_CODES, sample_block
-from fastsup.kernels.dispatch import plan_for
+from fastsup.kernels.dispatch import QUADS_PER_WARP, plan_for
 from fastsup.kernels.persistent import persistent_run_args
+from fastsup.kernels.warp import warp_run_args
 from fastsup.kernels.step import StepBuffers, n_batch_blocks, reduce_update_args, step_partials_args
 from fastsup.kernels.utils import Checkpoints, KernelInputs, Moments
 
@@ -122,6 +123,7 @@ RUN = dict(n_instances=10, batch_size=1024, steps=10_000, log_every=100, seed=0)
 SHARED_LIMIT = {80: 166_912, 90: 232_448}
 
 KERNELS = {
+    "warp_run": "fastsup.kernels.warp:warp_run_kernel",
     "persistent_run": "fastsup.kernels.persistent:persistent_run_kernel",
     "step_partials": "fastsup.kernels.step:step_partials_kernel",
     "reduce_update": "fastsup.kernels.step:reduce_update_kernel",
@@ -146,11 +148,18 @@ def default_magnitude(model: str) -> str:
 
 # The default subset, register-broadcast path: one paper experiment of each MODEL, as it runs
 # (persistent by the dispatcher's choice, and the step kernels a user may force).
+# Each persistent kernel meets every MODEL: the warp kernel at the tiny sizes,
+# the tile kernel at 20→5 and 10→5 (and at the size table's 20→5 for abs and
+# linear-sized 5→2 for the warp kernel, which no paper experiment trains).
 QUICK_REGISTER = [
     ("intro", 5, 2, "relu_output", "relu"),
+    ("table", 5, 2, "linear", "relu"),
     ("linear_vs_relu", 20, 5, "linear", "relu"),  # the paper's largest persistent tile
+    ("linear_vs_relu", 20, 5, "relu_output", "relu"),
     ("privileged", 6, 3, "relu_hidden", "relu"),
+    ("privileged", 10, 5, "relu_hidden", "relu"),
     ("abs", 3, 6, "abs", "relu"),  # m > n
+    ("table", 20, 5, "abs", "relu"),
 ]
 
 
@@ -163,7 +172,7 @@ def workloads(full: bool) -> list[tuple]:
     """(label, n, m, model, activation, magnitude, optimizer, seed) to plan.
 
     Full: every shape of the paper and of the size table, with every variant.
-    Default (about 30 binaries per arch): ``QUICK_REGISTER``, and every MODEL at
+    Default (about 45 binaries per arch): ``QUICK_REGISTER``, and every MODEL at
     the paper's smallest size on the tl.dot path (the tf32 opt-in), so that
     every kernel meets every MODEL on both paths, at the paper's sizes only.
     Both: the intro once more with a seed whose two words are i64-typed (and,
@@ -202,13 +211,14 @@ def placeholder_inputs(config: TrainConfig) -> KernelInputs:
     return KernelInputs(**{**tensors, "instance_ids": I64}, **kernel_scalars(config))
 
 
-def launch_args(kernel: str, config: TrainConfig, plan) -> tuple[dict, int]:
-    """The kernel's arguments by name and its num_warps, from the builder its launcher uses."""
+def launch_args(kernel: str, config: TrainConfig, plan) -> tuple[dict, dict]:
+    """The kernel's arguments by name and its launch options, from the builder its launcher uses."""
     inputs = placeholder_inputs(config)
     moments = Moments(*[F32] * len(dataclasses.fields(Moments)))
-    if kernel == "persistent_run":
+    if kernel in ("persistent_run", "warp_run"):
         checkpoints = Checkpoints(row=I64, enc=F32, dec=F32, b=F32, count=1)
-        return persistent_run_args(inputs, moments, F32, checkpoints, plan, 0, config.steps, config.log_every, 0)
+        build = warp_run_args if kernel == "warp_run" else persistent_run_args
+        return build(inputs, moments, F32, checkpoints, plan, 0, config.steps, config.log_every, 0)
     buffers = StepBuffers(moments, loss_part=F32, d_enc_part=F32, d_dec_part=F32, db_part=F32, loss=F32,
                           step_index=I64, n_blocks=n_batch_blocks(config.batch_size, plan))
     if kernel == "step_partials":
@@ -226,7 +236,7 @@ def plan_of(config: TrainConfig, strategy: str = "auto", precision: str = "ieee"
 class Job:
     kernel: str
     arch: int
-    num_warps: int
+    options: dict  # launch options: num_warps (and maxnreg where the plan caps registers)
     args: dict  # by name; pointers as F32 / I64
     config: dict  # the table's description of the binary
     shapes: list  # "label n→m model/act/magnitude/optimizer" of every workload that launches this binary
@@ -256,7 +266,7 @@ def _mock(value):
     return value
 
 
-def specialize(kernel: str, args: dict, num_warps: int, arch: int):
+def specialize(kernel: str, args: dict, options: dict, arch: int):
     """Triton's own binder on these arguments: (signature, constexprs, attrs, options) of the launch."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler.compiler import make_backend
@@ -266,7 +276,7 @@ def specialize(kernel: str, args: dict, num_warps: int, arch: int):
     backend = make_backend(GPUTarget("cuda", arch, 32))
     binder = create_function_from_signature(fn.signature, fn.params, backend)
     # the options JITFunction.run adds to every launch
-    kwargs = dict(num_warps=num_warps, debug=fn.debug or triton.knobs.runtime.debug,
+    kwargs = dict(**options, debug=fn.debug or triton.knobs.runtime.debug,
                   instrumentation_mode=triton.knobs.compilation.instrumentation_mode,
                   fpsan_homomorphic_casts=triton.knobs.compilation.fpsan_homomorphic_casts)
     bound, specialization, options = binder(**{k: _mock(v) for k, v in args.items()}, **kwargs)
@@ -286,7 +296,7 @@ def describe(kernel: str, config: TrainConfig, plan) -> dict:
         block_q=plan.block_q if partials else None,
         dot=plan.use_dot if partials else None,
         precision=plan.precision if partials and plan.use_dot else None,
-        warps=launch_args(kernel, config, plan)[1],
+        warps=launch_args(kernel, config, plan)[1]["num_warps"],
         seed="i64" if config.seed >= 2**31 else None,
     )
 
@@ -294,7 +304,7 @@ def describe(kernel: str, config: TrainConfig, plan) -> dict:
 def build_jobs(full: bool, archs) -> list[Job]:
     """One job per distinct binary.
 
-    Binaries are the same when kernel, arch, num_warps, every constexpr and the
+    Binaries are the same when kernel, arch, launch options, every constexpr and the
     argument types agree (types include triton's ``== 1`` specialization, which
     turns an int argument into a constant).  The ``tt.divisibility`` hints of
     int arguments (n % 16 == 0) are not part of the key: the first workload's
@@ -312,16 +322,16 @@ def build_jobs(full: bool, archs) -> list[Job]:
         if tf32.use_dot:
             plans.append((tf32, False))
         for plan, is_auto in plans:
-            kernels = ["persistent_run"] if plan.strategy == "persistent" else ["step_partials", "reduce_update"]
+            kernels = [plan.kernel] if plan.strategy == "persistent" else ["step_partials", "reduce_update"]
             for kernel in kernels:
-                args, num_warps = launch_args(kernel, config, plan)
+                args, options = launch_args(kernel, config, plan)
                 for arch in archs:
-                    _, signature, constexprs, attrs, _ = specialize(kernel, args, num_warps, arch)
-                    key = (kernel, arch, num_warps, tuple(signature.items()),
+                    _, signature, constexprs, attrs, _ = specialize(kernel, args, options, arch)
+                    key = (kernel, arch, tuple(sorted(options.items())), tuple(signature.items()),
                            tuple(sorted((k, repr(v)) for k, v in constexprs.items())))
                     job = jobs.get(key)
                     if job is None:
-                        job = jobs[key] = Job(kernel, arch, num_warps, args, describe(kernel, config, plan), [],
+                        job = jobs[key] = Job(kernel, arch, options, args, describe(kernel, config, plan), [],
                                               False, key)
                     job.shapes.append(workload)
                     job.auto |= is_auto
@@ -437,14 +447,14 @@ def _ptx_body(ptx: str) -> str:
     return ptx.split(".section", 1)[0]
 
 
-def compile_one(kernel: str, args: dict, num_warps: int, arch: int, sass: bool = False) -> dict:
+def compile_one(kernel: str, args: dict, options: dict, arch: int, sass: bool = False) -> dict:
     from triton.backends.compiler import GPUTarget
 
     out = dict(registers=None, spill_stores=None, spill_loads=None, stack=None, shared=None, seconds=None,
                cpu_seconds=None, approx_div=None, float_div=None, fma=None, inexact_fma=None, mma=None, attrs=None,
                narrow_offsets=None, sass=None, error=None)
     try:
-        fn, signature, constexprs, attrs, options = specialize(kernel, args, num_warps, arch)
+        fn, signature, constexprs, attrs, compile_options = specialize(kernel, args, options, arch)
         # the specialization of int arguments (pointers are always 16-byte aligned)
         names = [fn.arg_names[k[0]] for k in attrs]
         out["attrs"] = {name: v for name, v in zip(names, attrs.values()) if v and not signature[name].startswith("*")}
@@ -453,7 +463,7 @@ def compile_one(kernel: str, args: dict, num_warps: int, arch: int, sass: bool =
         with contextlib.redirect_stdout(log):  # ptxas -v log, printed by triton with TRITON_DUMP_PTXAS_LOG=1
             compiled = triton.compile(triton.compiler.ASTSource(fn=fn, signature=signature, constexprs=constexprs,
                                                                 attrs=attrs),
-                                      target=GPUTarget("cuda", arch, 32), options=options.__dict__)
+                                      target=GPUTarget("cuda", arch, 32), options=compile_options.__dict__)
         out["seconds"] = round(time.perf_counter() - start, 2)
         # this process plus ptxas: what the compile costs on an idle machine
         out["cpu_seconds"] = round(time.process_time() - cpu_start + _children_cpu() - children_start, 2)
@@ -476,6 +486,7 @@ def compile_one(kernel: str, args: dict, num_warps: int, arch: int, sass: bool =
         out["narrow_offsets"] = narrow_pointer_multiplies(compiled.asm["ttir"])
         if sass and kernel in KERNELS:
             structure = sass_structure(cuobjdump(compiled.asm["cubin"], "-sass"))
+            num_warps = options["num_warps"]
             out["sass"] = dict(occupancy(out["registers"], out["shared"], num_warps, arch),
                                **sass_profile(structure, kernel, args, num_warps))
     except Exception as e:  # noqa: BLE001 - reported per binary, the run goes on
@@ -555,11 +566,14 @@ def _trips(kernel: str, args: dict) -> tuple[tuple[int, ...], int]:
 
     persistent_run: the step loop runs once per step, the batch-chunk loop
     cdiv(cdiv(B, 4), BLOCK_Q) times in it, the lane loop four times in that.
+    warp_run: likewise, with chunks of 32 quads.
     step_partials: its three feature loops cdiv(n, BLOCK_N) times each, in
     each of the NB batch-block programs.  reduce_update: its loops over the NB
     batch blocks, in each feature-block program.  Deeper loops count once.
     """
     chunks = -(-(-(-args["batch_size"] // 4)) // args["BLOCK_Q"]) if "BLOCK_Q" in args else None
+    if kernel == "warp_run":
+        return (1, -(-(-(-args["batch_size"] // 4)) // QUADS_PER_WARP), 4), 1
     if kernel == "persistent_run":
         return (1, chunks, 4), 1
     if kernel == "step_partials":
@@ -583,7 +597,7 @@ def sass_profile(structure: dict, kernel: str, args: dict, num_warps: int) -> di
     for pc, opcode in structure["ops"]:
         enclosing = [loop for loop in loops if loop[0] <= pc <= loop[1]]
         if not enclosing:
-            weight = 0 if kernel == "persistent_run" else 1
+            weight = 0 if kernel in ("persistent_run", "warp_run") else 1
         else:
             weight = math.prod(depth_trips[:len(enclosing)])
         counts["total"] += weight
@@ -592,13 +606,16 @@ def sass_profile(structure: dict, kernel: str, args: dict, num_warps: int) -> di
                 counts[name] += weight
     threads = 32 * num_warps
     # sampled (row, feature) elements per step: B n (reduce_update gets only loss_scale = 1 / (B n))
-    elements = args["batch_size"] * args["n_features"] if "batch_size" in args else round(1 / args["loss_scale"])
+    if "batch_size" in args:
+        elements = args["batch_size"] * args.get("n_features", args.get("N"))
+    else:
+        elements = round(1 / args["loss_scale"])
     return dict(per_thread_step=counts, per_element=round(counts["total"] * threads * programs / elements, 2),
                 top_loops=len(top), nested_loops=len(loops) - len(top), threads=threads, programs=programs)
 
 
 def _compile_job(job: Job, sass: bool = False) -> dict:
-    return compile_one(job.kernel, job.args, job.num_warps, job.arch, sass)
+    return compile_one(job.kernel, job.args, job.options, job.arch, sass)
 
 
 # ---------------------------------------------------------------------------
@@ -638,7 +655,7 @@ def probe_ptx(label: str, arch: int) -> str:
 
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     kernel, args = next((kernel, args) for name, kernel, args in SAMPLER_PROBES if name == label)
-    fn, signature, constexprs, attrs, options = specialize(kernel, args, 4, arch)
+    fn, signature, constexprs, attrs, options = specialize(kernel, args, dict(num_warps=4), arch)
     source = triton.compiler.ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
     return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options.__dict__).asm["ptx"]
 
@@ -647,7 +664,7 @@ def sampler_jobs(archs) -> list[Job]:
     jobs = []
     for label, kernel, args in SAMPLER_PROBES:
         for arch in archs:
-            jobs.append(Job(kernel, arch, 4, args, dict(probe=label), [label], False, ("probe", label, arch)))
+            jobs.append(Job(kernel, arch, dict(num_warps=4), args, dict(probe=label), [label], False, ("probe", label, arch)))
     return jobs
 
 

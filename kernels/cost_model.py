@@ -25,6 +25,8 @@ device, from the code as written:
     reduce/update kernel (reads partials, params and moments, writes them
     back) and the launcher's ``step_index += 1``.
 ``triton_persistent``
+    ``kernels/warp.py`` (tiny models; the plan's n_pad, m_pad are then the
+    exact sizes and its block_q the warp's 32 quads) or
     ``kernels/persistent.py``: one launch per run; the batch never leaves
     the chip, so a step touches global memory only to read and write the
     parameters and moments once (L1-resident), for the schedule tables and,

@@ -43,12 +43,26 @@ MAX_STEP_ROWS = 128
 # Persistent tiles up to this many W elements give each thread one row-quad
 # of every chunk, so n and m stay inside the thread (5→2 on sm_90: 2 353
 # SHFL and 490 BAR per thread per step before, 175 and 12 after).  At 8x4
-# (6→3) the same layout took 255 registers and spilled 4 B.  At 8x1 three
-# models spilled 4-20 B (abs on sm_90 at 96 registers too, with half the rows:
-# saved predicates, not register pressure); 8x2 compiles clean for every model
-# but linear, so 8x1 pads the hidden layer to 2, and linear takes the spread path.
+# (6→3) the same layout took 255 registers and spilled 4 B.  (At 8x1 three
+# models spilled 4-20 B; every 8x1 shape now takes the warp kernel.)
 QUAD_PER_THREAD_TILE_LIMIT = 16
 QUAD_PER_THREAD_THREADS = 128  # 4 warps
+# The warp kernel (kernels/warp.py) unrolls every feature and weight, so its
+# registers grow with what a thread holds: about 8 per feature (4 Philox
+# words, p, 1/p, importance, b; then the row's x, z, g) and 2 per matrix
+# element (the weight and its gradient sum).  Measured on sm_90 (2026-12-02),
+# words -> registers: 5→2 60 -> 93, 6→3 84 -> 147, 3→6 abs 96 -> 181, 7→4 112
+# -> 202, 6→3 abs 120 -> 219, 9→3 126 -> 203, 4→6 abs 128 -> 212; beyond the
+# limit 12→2 144 -> 228, 14→1 140 -> 238, and 20→1 (200) and 20→2 (240)
+# spilled 220-400 B at 255.  Against the tile kernel in SASS instructions per
+# sampled element: 5→2 50 against 98, 6→3 62 against 158, 3→6 abs 105 against 239.
+WARP_REGISTER_WORDS = 128
+# With more hidden units than features, ptxas capped the abs model's warp
+# kernel at 168 registers by itself and spilled 4-8 B with Adam on sm_80
+# (3→6, the full table, 2026-12-02); allowed 200 (.maxnreg) it compiles clean
+# at 200, 10 warps per SM where it had 12.
+WARP_WIDE_ABS_MAX_REGISTERS = 200
+QUADS_PER_WARP = 32  # kernels.warp.QUADS: one row-quad per thread
 # The dot path holds x [block_n, rows] and three [m_pad, rows] tiles; with
 # tf32 MMA, 64x32 tiles at 128 rows compiled without spills at 8 warps.
 DOT_ROWS = 32
@@ -70,14 +84,34 @@ class Plan:
     reduce_block_n: int  # features per program of reduce_update
     precision: str  # tl.dot input precision: "ieee" (default) or "tf32" (opt-in)
     reason: str
+    # persistent only: the warp kernel (kernels/warp.py: one warp per instance, exact n and m unrolled;
+    # n_pad, m_pad are then n, m) instead of the tile kernel (kernels/persistent.py)
+    warp: bool = False
+    max_registers: int | None = None  # ptxas' register cap (.maxnreg) where its own choice spilled
 
-    def kernel_constexprs(self) -> dict:
-        return dict(N_PAD=self.n_pad, M_PAD=self.m_pad, BLOCK_Q=self.block_q, USE_DOT=self.use_dot,
-                    PRECISION=self.precision)
+    def launch_options(self) -> dict:
+        """The training kernel's launch options: ``kernel[grid](**args, **plan.launch_options())``."""
+        options = dict(num_warps=self.num_warps)
+        if self.max_registers is not None:
+            options["maxnreg"] = self.max_registers
+        return options
+
+    @property
+    def kernel(self) -> str:
+        """The kernel that trains a step: ``warp_run``, ``persistent_run`` or ``step_partials``."""
+        if self.strategy == "step":
+            return "step_partials"
+        return "warp_run" if self.warp else "persistent_run"
 
 
 def _pow2_floor(value: int) -> int:
     return 1 << (max(1, value).bit_length() - 1)
+
+
+def warp_words(n_features: int, n_hidden: int, model: str) -> int:
+    """What a thread of the warp kernel keeps in registers, counted as ``WARP_REGISTER_WORDS`` counts it."""
+    matrices = 2 if model == "abs" else 1
+    return 8 * n_features + 2 * matrices * n_features * n_hidden
 
 
 def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "auto", precision: str = "ieee", *,
@@ -109,13 +143,13 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
     if strategy == "persistent" and not fits_on_chip:
         raise ValueError(f"persistent strategy needs the register path and n_pad*m_pad <= {PERSISTENT_TILE_LIMIT}, "
                          f"got {n_pad}x{m_pad}{' with tf32 dots' if use_dot else ''}")
+    if strategy == "persistent" and not use_dot and warp_words(n, m, model) <= WARP_REGISTER_WORDS:
+        return Plan(strategy, False, n, m, n, QUADS_PER_WARP, 1, 1, precision,
+                    f"{why}; one warp per instance, {n}x{m} unrolled (nothing padded), chunks of "
+                    f"{4 * QUADS_PER_WARP} rows, gradients reduced across the warp once per step", warp=True,
+                    max_registers=WARP_WIDE_ABS_MAX_REGISTERS if model == "abs" and m > n else None)
     quads = triton.next_power_of_2(-(-batch_size // 4))
     quad_per_thread = strategy == "persistent" and n_pad * m_pad <= QUAD_PER_THREAD_TILE_LIMIT
-    if quad_per_thread and (n_pad, m_pad) == (8, 1):
-        if model == "linear":
-            quad_per_thread = False  # 8x2 spilled 12 B for linear alone; spread over 64-quad chunks it is clean
-        else:
-            m_pad = 2
     if use_dot:
         block_n, rows = min(n_pad, DOT_BLOCK_N), DOT_ROWS
     elif quad_per_thread:

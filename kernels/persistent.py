@@ -1,5 +1,9 @@
 """Persistent whole-run kernel: one launch trains every instance for every step.
 
+This is the tile kernel, for the persistent shapes past the warp kernel's
+register budget (``kernels/warp.py`` trains the tiny ones); the launchers at
+the end run whichever the plan names.
+
 Grid ``(I,)``.  Each step a program loops over the batch in chunks of
 ``4 * BLOCK_Q`` rows.  A chunk's Philox call per (quad, feature) gives four
 rows, one per lane; the program handles them a lane at a time and keeps the
@@ -36,6 +40,7 @@ from fastsup.kernels.block import ABS, adam_tile, backprop_rows, features_from_u
 from fastsup.kernels.dispatch import Plan
 from fastsup.kernels.sampling import philox_lane_words
 from fastsup.kernels.utils import Checkpoints, KernelInputs, Moments, on_device
+from fastsup.kernels.warp import warp_run_args, warp_run_kernel
 
 # ---------------------------------------------------------------------------
 # kernel
@@ -66,7 +71,7 @@ def accumulate_lane(
     """
     row_valid = 4 * quads + lane < batch_size
     u = tl.uint_to_uniform_float(word)
-    x = tl.where(row_valid[None, :], features_from_uniforms(u, p, inv_p, SIGNED), 0.0)
+    x = tl.where(row_valid[None, :], features_from_uniforms(u, p[:, None], inv_p[:, None], SIGNED), 0.0)
     row_loss, h, g, gh = backprop_rows(x, row_valid, enc, dec, b, imp, grad_scale, threshold, MODEL, ACT, False,
                                        "ieee")
     enc_acc += x[:, None, :] * gh[None, :, :]
@@ -243,8 +248,8 @@ def persistent_run_kernel(
 
 
 def persistent_run_args(inputs: KernelInputs, moments: Moments, history, checkpoints: Checkpoints, plan: Plan,
-                        step_start: int, step_stop: int, log_every: int, history_row0: int) -> tuple[dict, int]:
-    """``persistent_run_kernel``'s arguments by name, and its num_warps (the launcher's and the compile check's)."""
+                        step_start: int, step_stop: int, log_every: int, history_row0: int) -> tuple[dict, dict]:
+    """``persistent_run_kernel``'s arguments by name, and its launch options (the launcher's and the compile check's)."""
     i = inputs
     args = dict(
         enc_ptr=i.enc, dec_ptr=i.dec, b_ptr=i.b, m_enc_ptr=moments.m_enc, v_enc_ptr=moments.v_enc,
@@ -260,12 +265,16 @@ def persistent_run_args(inputs: KernelInputs, moments: Moments, history, checkpo
         MODEL=i.model, ACT=i.activation, SIGNED=i.signed, DECOUPLED=i.decoupled, N_PAD=plan.n_pad,
         M_PAD=plan.m_pad, BLOCK_Q=plan.block_q,
     )
-    return args, plan.num_warps
+    return args, plan.launch_options()
 
 
-def _launch(args: dict, num_warps: int, inputs: KernelInputs) -> None:
+def _launch(inputs: KernelInputs, moments: Moments, history, checkpoints: Checkpoints, plan: Plan, step_start: int,
+            step_stop: int, log_every: int, history_row0: int) -> None:
+    """Steps ``step_start`` to ``step_stop`` on the plan's kernel: the tile kernel here, or ``kernels.warp``'s."""
+    kernel, build = (warp_run_kernel, warp_run_args) if plan.warp else (persistent_run_kernel, persistent_run_args)
+    args, options = build(inputs, moments, history, checkpoints, plan, step_start, step_stop, log_every, history_row0)
     with on_device(inputs.enc):
-        persistent_run_kernel[(inputs.n_instances,)](**args, num_warps=num_warps)
+        kernel[(inputs.n_instances,)](**args, **options)
 
 
 def persistent_run(inputs: KernelInputs, plan: Plan, n_logged: int, checkpoints: Checkpoints) -> torch.Tensor:
@@ -275,9 +284,7 @@ def persistent_run(inputs: KernelInputs, plan: Plan, n_logged: int, checkpoints:
     the last; the kernel also fills ``checkpoints`` at their steps.
     """
     history = torch.empty(n_logged, inputs.n_instances, dtype=torch.float32, device=inputs.enc.device)
-    args, num_warps = persistent_run_args(inputs, Moments.zeros(inputs), history, checkpoints, plan, 0, inputs.steps,
-                                          inputs.log_every, 0)
-    _launch(args, num_warps, inputs)
+    _launch(inputs, Moments.zeros(inputs), history, checkpoints, plan, 0, inputs.steps, inputs.log_every, 0)
     return history
 
 
@@ -299,7 +306,5 @@ class PersistentStepper:
         """Train step ``step`` (its lr comes from the kernel's schedule table); returns a fresh ``[I]`` loss."""
         loss = torch.empty(1, self.inputs.n_instances, dtype=torch.float32, device=self.inputs.enc.device)
         # log_every 1 makes every step a logged one, stored in row 0 of ``loss``
-        args, num_warps = persistent_run_args(self.inputs, self.moments, loss, self.no_checkpoints, self.plan, step,
-                                              step + 1, 1, step)
-        _launch(args, num_warps, self.inputs)
+        _launch(self.inputs, self.moments, loss, self.no_checkpoints, self.plan, step, step + 1, 1, step)
         return loss[0]

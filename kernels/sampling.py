@@ -37,20 +37,29 @@ from fastsup import philox
 
 
 @triton.jit
+def philox_words(seed_lo, seed_hi, instance, step, quad, column, STREAM: tl.constexpr):
+    """The four Philox output words of row-quad ``quad``, column ``column``: one uint32 tile per lane.
+
+    The counters broadcast together (tensors or scalars); word ``lane`` is the
+    random word of row ``4 * quad + lane`` (arguments as in ``philox_uniform_tile``).
+    """
+    c0 = tl.to_tensor(quad).to(tl.uint32)
+    c1 = tl.to_tensor(column).to(tl.uint32) | (STREAM << 24)
+    c2 = tl.to_tensor(step).to(tl.uint32)  # a Python int in interpreted loops
+    c3 = tl.to_tensor(instance).to(tl.uint32)
+    zero = tl.zeros_like(c0 + c1 + c2 + c3)  # the counters' common shape
+    return tl.philox_impl(zero + c0, zero + c1, zero + c2, zero + c3, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32))
+
+
+@triton.jit
 def philox_lane_words(seed_lo, seed_hi, instance, step, quads, columns, STREAM: tl.constexpr):
     """The four Philox output words of ``quads`` by ``columns``, one uint32 ``[BLOCK_C, BLOCK_Q]`` tile per lane.
 
     Word ``lane`` at ``[c, q]`` is the random word of row ``4 * quads[q] + lane``,
-    column ``columns[c]`` (arguments as in ``philox_uniform_tile``).  Kept
-    apart, each lane's rows stay in the thread that drew them; interleaving
-    them into row order moves data between threads.
+    column ``columns[c]``.  Kept apart, each lane's rows stay in the thread
+    that drew them; interleaving them into row order moves data between threads.
     """
-    zero = tl.zeros([columns.shape[0], quads.shape[0]], dtype=tl.uint32)
-    c0 = zero + quads.to(tl.uint32)[None, :]
-    c1 = zero + (columns.to(tl.uint32) | (STREAM << 24))[:, None]
-    c2 = zero + tl.to_tensor(step).to(tl.uint32)  # a Python int in interpreted loops
-    c3 = zero + instance.to(tl.uint32)
-    return tl.philox_impl(c0, c1, c2, c3, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32))
+    return philox_words(seed_lo, seed_hi, instance, step, quads[None, :], columns[:, None], STREAM)
 
 
 @triton.jit

@@ -268,8 +268,8 @@ def n_batch_blocks(batch_size: int, plan: Plan) -> int:
     return triton.cdiv(triton.cdiv(batch_size, 4), plan.block_q)
 
 
-def step_partials_args(inputs: KernelInputs, buffers: StepBuffers, plan: Plan) -> tuple[dict, int]:
-    """``step_partials_kernel``'s arguments by name, and its num_warps (the launcher's and the compile check's)."""
+def step_partials_args(inputs: KernelInputs, buffers: StepBuffers, plan: Plan) -> tuple[dict, dict]:
+    """``step_partials_kernel``'s arguments by name, and its launch options (the launcher's and the compile check's)."""
     i = inputs
     args = dict(
         enc_ptr=i.enc, dec_ptr=i.dec, b_ptr=i.b, p_ptr=i.p, inv_p_ptr=i.inv_p, imp_ptr=i.importance,
@@ -280,11 +280,11 @@ def step_partials_args(inputs: KernelInputs, buffers: StepBuffers, plan: Plan) -
         MODEL=i.model, ACT=i.activation, SIGNED=i.signed, BLOCK_N=plan.block_n, M_PAD=plan.m_pad,
         BLOCK_Q=plan.block_q, USE_DOT=plan.use_dot, PRECISION=plan.precision,
     )
-    return args, plan.num_warps
+    return args, plan.launch_options()
 
 
-def reduce_update_args(inputs: KernelInputs, buffers: StepBuffers, plan: Plan) -> tuple[dict, int]:
-    """``reduce_update_kernel``'s arguments by name, and its num_warps (the launcher's and the compile check's)."""
+def reduce_update_args(inputs: KernelInputs, buffers: StepBuffers, plan: Plan) -> tuple[dict, dict]:
+    """``reduce_update_kernel``'s arguments by name, and its launch options (the launcher's and the compile check's)."""
     i, mo = inputs, buffers.moments
     args = dict(
         enc_ptr=i.enc, dec_ptr=i.dec, b_ptr=i.b, m_enc_ptr=mo.m_enc, v_enc_ptr=mo.v_enc, m_dec_ptr=mo.m_dec,
@@ -296,7 +296,7 @@ def reduce_update_args(inputs: KernelInputs, buffers: StepBuffers, plan: Plan) -
         one_minus_beta2=i.one_minus_beta2, eps=i.eps, loss_scale=i.grad_scale * 0.5,
         MODEL=i.model, DECOUPLED=i.decoupled, BLOCK_N=plan.reduce_block_n, M_PAD=plan.m_pad,
     )
-    return args, 4  # a [reduce_block_n, m_pad] tile of at most REDUCE_TILE_LIMIT elements: 4 warps
+    return args, dict(num_warps=4)  # a [reduce_block_n, m_pad] tile of at most REDUCE_TILE_LIMIT elements
 
 
 # Steps per CUDA graph at most (three kernel nodes each): a graph's instantiation time and
@@ -338,12 +338,12 @@ class FusedStepTrainer:
     def launch(self) -> None:
         """The step's three device operations, with fixed arguments: what a CUDA graph would capture."""
         i = self.inputs
-        args, num_warps = self.partials
+        args, options = self.partials
         with on_device(i.enc):
-            step_partials_kernel[(i.n_instances, self.buffers.n_blocks)](**args, num_warps=num_warps)
-            args, num_warps = self.update
+            step_partials_kernel[(i.n_instances, self.buffers.n_blocks)](**args, **options)
+            args, options = self.update
             grid = (i.n_instances, triton.cdiv(i.n_features, self.plan.reduce_block_n))
-            reduce_update_kernel[grid](**args, num_warps=num_warps)
+            reduce_update_kernel[grid](**args, **options)
             self.buffers.step_index += 1
 
     def step(self, step: int, lr_scale: float) -> torch.Tensor:

@@ -14,15 +14,18 @@ def plan(n, m, model="relu_output", batch_size=1024):
     return plan_for(n, m, batch_size, "persistent", model=model)
 
 
-@pytest.mark.parametrize("n, m", [pytest.param(n, m, id=f"{n}to{m}") for n, m in [(6, 3), (10, 5), (20, 1), (20, 5)]])
+# shapes past the warp kernel's register budget, on the tile kernel
+@pytest.mark.parametrize("n, m", [pytest.param(n, m, id=f"{n}to{m}") for n, m in [(12, 4), (10, 5), (20, 1), (20, 5)]])
 def test_abs_keeps_two_gradient_sums_so_it_gets_half_the_rows(n, m):
     tied, two_matrices = plan(n, m), plan(n, m, "abs")
+    assert tied.kernel == two_matrices.kernel == "persistent_run"
     assert (two_matrices.n_pad, two_matrices.m_pad) == (tied.n_pad, tied.m_pad)
     assert two_matrices.block_q * 2 == tied.block_q
 
 
-@pytest.mark.parametrize("n, m", [pytest.param(3, 6, id="3to6"), pytest.param(100, 1, id="100to1")])
+@pytest.mark.parametrize("n, m", [pytest.param(64, 1, id="64to1"), pytest.param(100, 1, id="100to1")])
 def test_abs_outside_8_to_32_features_keeps_the_full_budget(n, m):
+    assert plan(n, m, "abs").kernel == "persistent_run"
     assert plan(n, m, "abs").block_q == plan(n, m).block_q
 
 
@@ -31,11 +34,32 @@ def test_a_two_wide_hidden_layer_counts_twice_from_32_features():
     assert plan(100, 2).block_q * 2 == plan(100, 1).block_q
 
 
-def test_eight_features_on_the_quad_per_thread_path_pad_the_hidden_layer_to_two():
-    for model in ("relu_output", "relu_hidden", "abs"):
-        assert (plan(5, 1, model).n_pad, plan(5, 1, model).m_pad, plan(5, 1, model).block_q) == (8, 2, 128)
-    assert (plan(5, 1, "linear").m_pad, plan(5, 1, "linear").block_q) == (1, 64)  # the spread path
-    assert plan(3, 1).m_pad == 1  # 4x1 compiled clean
+@pytest.mark.parametrize("n, m, model", [(2, 1, "relu_output"), (5, 2, "relu_output"), (3, 2, "linear"),
+                                         (6, 3, "relu_hidden"), (3, 6, "abs"), (6, 3, "abs"), (12, 1, "relu_output")])
+def test_tiny_models_take_the_warp_kernel_at_their_exact_size(n, m, model):
+    from fastsup.kernels.dispatch import WARP_REGISTER_WORDS, warp_words
+
+    chosen = plan_for_auto(n, m, model)
+    assert warp_words(n, m, model) <= WARP_REGISTER_WORDS
+    assert (chosen.kernel, chosen.strategy, chosen.n_pad, chosen.m_pad, chosen.num_warps) == ("warp_run", "persistent",
+                                                                                               n, m, 1)
+    assert plan(n, m, model).kernel == "warp_run"  # forced persistent: the same
+    assert plan_for_auto(n, m, model, "step").kernel == "step_partials"  # forced step: unchanged
+
+
+@pytest.mark.parametrize("n, m, model", [(13, 1, "relu_output"), (11, 1, "abs"), (10, 5, "relu_hidden"),
+                                         (20, 5, "linear")])
+def test_past_the_warp_register_budget_the_tile_kernel_trains(n, m, model):
+    from fastsup.kernels.dispatch import WARP_REGISTER_WORDS, warp_words
+
+    assert warp_words(n, m, model) > WARP_REGISTER_WORDS
+    assert plan_for_auto(n, m, model).kernel == "persistent_run"
+
+
+def plan_for_auto(n, m, model, strategy="auto"):
+    from fastsup.kernels.dispatch import plan_for
+
+    return plan_for(n, m, 1024, strategy, model=model)
 
 
 def test_the_model_must_be_named():
@@ -43,3 +67,12 @@ def test_the_model_must_be_named():
 
     with pytest.raises(TypeError, match="model"):
         plan_for(5, 2, 1024)
+
+
+def test_only_the_wide_abs_warp_kernel_caps_its_registers():
+    from fastsup.kernels.dispatch import WARP_WIDE_ABS_MAX_REGISTERS
+
+    wide_abs = plan_for_auto(3, 6, "abs")
+    assert wide_abs.launch_options() == dict(num_warps=1, maxnreg=WARP_WIDE_ABS_MAX_REGISTERS)
+    for n, m, model in [(6, 3, "abs"), (3, 6, "relu_output"), (5, 2, "relu_output"), (20, 5, "abs")]:
+        assert "maxnreg" not in plan_for_auto(n, m, model).launch_options(), (n, m, model)

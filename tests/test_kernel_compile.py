@@ -31,7 +31,7 @@ from conftest import HAS_TRITON
 pytestmark = pytest.mark.skipif(not HAS_TRITON, reason="needs triton (ptxas ships in its wheel)")
 
 ROOT = Path(__file__).resolve().parents[1]
-KERNELS = ("persistent_run", "step_partials", "reduce_update")
+KERNELS = ("warp_run", "persistent_run", "step_partials", "reduce_update")
 MODELS = ("linear", "relu_output", "relu_hidden", "abs")
 ARCHS = (80, 90)
 SHARED_LIMIT = {80: 166_912, 90: 232_448}  # bytes a block may opt in to: A100, H100
@@ -83,8 +83,8 @@ def test_quick_check_covers_every_kernel_model_path_and_arch(quick_check):
         paths = {(r["config"]["model"], r["config"]["dot"]) for r in rows
                  if r["kernel"] == "step_partials" and r["arch"] == arch}
         assert paths == {(model, dot) for model in MODELS for dot in (False, True)}, f"sm_{arch}: {sorted(paths)}"
-    assert any(r["auto"] and r["kernel"] == "persistent_run" for r in rows)
-    assert any(r["auto"] and r["kernel"] == "step_partials" for r in rows)
+    for kernel in KERNELS[:3]:
+        assert any(r["auto"] and r["kernel"] == kernel for r in rows), kernel
 
 
 @pytest.mark.slow
@@ -110,7 +110,7 @@ def test_quick_check_has_no_narrow_run_scaled_offsets_and_reports_sass(quick_che
         assert r["narrow_offsets"] == [], name
         sass = r["sass"]
         assert sass["blocks"] >= 1 and sass["per_thread_step"]["total"] > 0, name
-        if r["kernel"] == "persistent_run":  # the step loop; in it the chunk loop, and the lane loop unless unrolled
+        if r["kernel"] in ("persistent_run", "warp_run"):  # the step loop; in it the chunk loop, and the lane loop unless unrolled
             assert sass["top_loops"] == 1 and sass["nested_loops"] in (1, 2), name
     assert "static SASS report" in proc.stdout and "instr/thread/step" in proc.stdout
 

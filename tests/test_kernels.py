@@ -51,6 +51,22 @@ LARGE = [
 ]
 
 
+# "persistent" trains the tiny shapes here on the warp kernel (kernels/warp.py);
+# "persistent-tile" lowers the dispatcher's warp budget so that the same shapes
+# take the tile kernel (kernels/persistent.py), which trains larger ones.
+STRATEGIES = ["persistent", "persistent-tile", "step"]
+
+
+def _strategy(strategy, monkeypatch):
+    """The strategy to pass to ``fastsup.train``, the dispatcher patched for ``persistent-tile``."""
+    if strategy == "persistent-tile":
+        from fastsup.kernels import dispatch
+
+        monkeypatch.setattr(dispatch, "WARP_REGISTER_WORDS", -1)
+        return "persistent"
+    return strategy
+
+
 def _rel_rms(actual, expected):
     return (((actual - expected) ** 2).mean().sqrt() / (expected**2).mean().sqrt().clamp_min(1e-30)).item()
 
@@ -70,9 +86,10 @@ def _compare(overrides, strategy, tol=1e-5):
     return actual
 
 
-@pytest.mark.parametrize("strategy", ["persistent", "step"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("overrides", VARIANTS)
-def test_short_run_matches_torch_backend(overrides, strategy):
+def test_short_run_matches_torch_backend(overrides, strategy, monkeypatch):
+    strategy = _strategy(strategy, monkeypatch)
     if strategy == "persistent" and overrides.get("precision") == "tf32":
         with pytest.raises(ValueError, match="register path"):  # persistent mode has no dot path
             _compare(overrides, strategy)
@@ -85,9 +102,10 @@ def test_step_kernel_with_feature_tiles_matches_torch_backend(overrides):
     _compare(overrides, "step")
 
 
-@pytest.mark.parametrize("strategy", ["persistent", "step"])
-def test_one_update_matches_torch_backend_to_fp32_rounding(strategy):
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_one_update_matches_torch_backend_to_fp32_rounding(strategy, monkeypatch):
     """After one step the weights differ from the torch backend's by rounding only."""
+    strategy = _strategy(strategy, monkeypatch)
     kwargs = {**BASE, "steps": 1, "lr": 0.05}
     expected = fastsup.train(backend="torch", device=DEVICE, **kwargs)
     actual = fastsup.train(backend="triton", device=DEVICE, strategy=strategy, **kwargs)
@@ -95,9 +113,9 @@ def test_one_update_matches_torch_backend_to_fp32_rounding(strategy):
     torch.testing.assert_close(actual.b, expected.b, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("strategy", ["persistent", "step"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("model", ["relu_output", "abs"])
-def test_one_step_delta_w_matches_torch_optim_to_1e6(strategy, model):
+def test_one_step_delta_w_matches_torch_optim_to_1e6(strategy, model, monkeypatch):
     """ΔW of one AdamW step equals torch.optim.AdamW's, given the torch backend's gradients, to 1e-6 relative.
 
     On a GPU this is what sees how the kernels round Adam's 1 - β: formed in
@@ -110,6 +128,7 @@ def test_one_step_delta_w_matches_torch_optim_to_1e6(strategy, model):
     from fastsup.functional import loss_and_grads
     from fastsup.init import init_params
 
+    strategy = _strategy(strategy, monkeypatch)
     kwargs = {**BASE, "steps": 1, "lr": 0.1, "weight_decay": 0.01, "model": model, "feature_probability": 0.5}
     config = TrainConfig(**{k: v for k, v in kwargs.items() if k != "progress"})
     init = {name: value * 0.05 if name != "b" else value for name, value in init_params(config, DEVICE).items()}
@@ -157,12 +176,14 @@ HOOKED = {**BASE, "n_features": 20, "n_hidden": 5, "n_instances": 2, "feature_pr
           "importance": 1.0, "batch_size": 64}
 
 
-@pytest.mark.parametrize("strategy", ["auto", "persistent", "step"])
-def test_on_step_changes_nothing_and_sees_every_step(strategy):
-    plain = fastsup.train(backend="triton", device=DEVICE, strategy=strategy, **HOOKED)
+@pytest.mark.parametrize("strategy, shape", [
+    pytest.param("auto", HOOKED, id="auto-tile"), pytest.param("persistent", HOOKED, id="persistent-tile"),
+    pytest.param("step", HOOKED, id="step"), pytest.param("auto", BASE, id="auto-warp")])
+def test_on_step_changes_nothing_and_sees_every_step(strategy, shape):
+    plain = fastsup.train(backend="triton", device=DEVICE, strategy=strategy, **shape)
     seen = []
     hooked = fastsup.train(backend="triton", device=DEVICE, strategy=strategy,
-                           on_step=lambda info: seen.append((info.step, info.loss)), **HOOKED)
+                           on_step=lambda info: seen.append((info.step, info.loss)), **shape)
     for name in plain.params:
         assert torch.equal(hooked.params[name], plain.params[name]), name
     assert torch.equal(hooked.loss_history, plain.loss_history)
@@ -172,17 +193,20 @@ def test_on_step_changes_nothing_and_sees_every_step(strategy):
     assert torch.equal(torch.stack([loss for _, loss in seen]).cpu(), plain.loss_history)
 
 
-def test_persistent_and_step_strategies_differ_at_this_shape():
+@pytest.mark.parametrize("shape", [pytest.param(HOOKED, id="tile"), pytest.param(BASE, id="warp")])
+def test_persistent_and_step_strategies_differ_at_this_shape(shape):
     """What makes the test above able to fail: the two strategies' sums round differently here."""
-    persistent = fastsup.train(backend="triton", device=DEVICE, strategy="persistent", **HOOKED)
-    step = fastsup.train(backend="triton", device=DEVICE, strategy="step", **HOOKED)
+    persistent = fastsup.train(backend="triton", device=DEVICE, strategy="persistent", **shape)
+    step = fastsup.train(backend="triton", device=DEVICE, strategy="step", **shape)
     assert not torch.equal(persistent.W, step.W)
     torch.testing.assert_close(persistent.W, step.W, rtol=1e-5, atol=1e-6)
 
 
-def test_chunked_kernel_run_equals_unchunked():
-    whole = fastsup.train(backend="triton", device=DEVICE, **BASE)
-    chunked = fastsup.train(backend="triton", device=DEVICE, instance_chunk=2, **BASE)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_chunked_kernel_run_equals_unchunked(strategy, monkeypatch):
+    strategy = _strategy(strategy, monkeypatch)
+    whole = fastsup.train(backend="triton", device=DEVICE, strategy=strategy, **BASE)
+    chunked = fastsup.train(backend="triton", device=DEVICE, strategy=strategy, instance_chunk=2, **BASE)
     assert torch.equal(whole.W, chunked.W) and torch.equal(whole.final_loss, chunked.final_loss)
 
 

@@ -65,8 +65,14 @@ class _GuardedKernel:
 
 
 @requires_triton
-@pytest.mark.parametrize("strategy, on_step", [("persistent", None), ("persistent", print), ("step", None)])
-def test_every_kernel_launch_runs_under_its_tensors_device(monkeypatch, strategy, on_step):
+@pytest.mark.parametrize("strategy, on_step, shape", [
+    pytest.param("persistent", None, {}, id="persistent-warp"),
+    pytest.param("persistent", print, {}, id="persistent-warp-on_step"),
+    pytest.param("persistent", None, dict(n_features=20, n_hidden=8, importance=1.0), id="persistent-tile"),
+    pytest.param("persistent", print, dict(n_features=20, n_hidden=8, importance=1.0), id="persistent-tile-on_step"),
+    pytest.param("step", None, {}, id="step"),
+])
+def test_every_kernel_launch_runs_under_its_tensors_device(monkeypatch, strategy, on_step, shape):
     from fastsup.kernels import persistent, step
 
     state = {"inside": False, "launches": 0}
@@ -78,13 +84,13 @@ def test_every_kernel_launch_runs_under_its_tensors_device(monkeypatch, strategy
         yield
         state["inside"] = False
 
-    for module, names in ((persistent, ["persistent_run_kernel"]), (step, ["step_partials_kernel",
-                                                                        "reduce_update_kernel"])):
+    for module, names in ((persistent, ["persistent_run_kernel", "warp_run_kernel"]),
+                          (step, ["step_partials_kernel", "reduce_update_kernel"])):
         monkeypatch.setattr(module, "on_device", recording_device)
         for name in names:
             monkeypatch.setattr(module, name, _GuardedKernel(getattr(module, name), state))
     fastsup.train(backend="triton", device=KERNEL_DEVICE, strategy=strategy, on_step=on_step and (lambda info: None),
-                  **TINY)
+                  **{**TINY, **shape})
     expected = {("persistent", None): 1, ("persistent", print): TINY["steps"], ("step", None): 2 * TINY["steps"]}
     assert state["launches"] == expected[strategy, on_step]
 
@@ -95,8 +101,9 @@ def test_every_kernel_launch_runs_under_its_tensors_device(monkeypatch, strategy
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="the argument builders live beside the kernels")
-@pytest.mark.parametrize("kernel", ["persistent_run", "step_partials", "reduce_update"])
-def test_kernels_receive_one_minus_beta_rounded_as_torch_optim(kernel):
+@pytest.mark.parametrize("kernel, n_features, n_hidden", [
+    ("warp_run", 5, 2), ("persistent_run", 20, 8), ("step_partials", 5, 2), ("reduce_update", 5, 2)])
+def test_kernels_receive_one_minus_beta_rounded_as_torch_optim(kernel, n_features, n_hidden):
     """A compiled kernel gets float arguments as fp32: 1 - β2 formed inside it would be 1 - fp32(0.999).
 
     torch.optim computes ``1 - beta2`` in double and rounds it once; the
@@ -104,8 +111,9 @@ def test_kernels_receive_one_minus_beta_rounded_as_torch_optim(kernel):
     """
     from fastsup.kernels import check
 
-    config = TrainConfig(n_features=5, n_hidden=2, n_instances=3, betas=(0.9, 0.999))
-    plan = check.plan_of(config, "step" if kernel != "persistent_run" else "auto")
+    config = TrainConfig(n_features=n_features, n_hidden=n_hidden, n_instances=3, betas=(0.9, 0.999))
+    plan = check.plan_of(config, "step" if kernel in ("step_partials", "reduce_update") else "auto")
+    assert plan.kernel == ("step_partials" if kernel == "reduce_update" else kernel)
     args, _ = check.launch_args(kernel, config, plan)
     if kernel == "step_partials":  # no optimizer in it
         assert not any("beta" in name for name in args)
