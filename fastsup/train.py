@@ -119,7 +119,7 @@ def train(
     elif config_fields:
         config = dataclasses.replace(config, **config_fields)
     torch_device = resolve_device(device)
-    backend_name = resolve_backend(backend, torch_device, config)
+    backend_name = resolve_backend(backend, torch_device, config, strategy, precision)
     if backend_name != "triton" and (strategy != "auto" or precision != "ieee"):
         raise ValueError(f"strategy and precision choose triton kernels; backend {backend_name!r} has none")
     checkpoint_steps = check_checkpoint_steps(checkpoint_steps, config.steps)

@@ -611,7 +611,8 @@ def sass_profile(structure: dict, kernel: str, args: dict, num_warps: int) -> di
     else:
         elements = round(1 / args["loss_scale"])
     return dict(per_thread_step=counts, per_element=round(counts["total"] * threads * programs / elements, 2),
-                top_loops=len(top), nested_loops=len(loops) - len(top), threads=threads, programs=programs)
+                top_loops=len(top), nested_loops=len(loops) - len(top), threads=threads, programs=programs,
+                trips=list(depth_trips))
 
 
 def _compile_job(job: Job, sass: bool = False) -> dict:

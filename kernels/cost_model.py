@@ -666,9 +666,13 @@ def dispatcher_choice(config_like: Any) -> str:
         from fastsup.kernels.dispatch import plan_for
     except ImportError as err:
         return f"dispatcher unavailable: {err} (the Triton dispatcher needs triton)"
+    from fastsup.kernels.predict import kernels_are_faster
+
     plan = plan_for(s.n_features, s.n_hidden, s.batch_size, model=s.model)
+    faster, why = kernels_are_faster(s)
     return (f"dispatcher picks {plan.strategy} (plan_for): {plan.reason}; tile {plan.n_pad}x{plan.m_pad}, "
-            f"block_n {plan.block_n}, {4 * plan.block_q} rows per block, {plan.num_warps} warps")
+            f"block_n {plan.block_n}, {4 * plan.block_q} rows per block, {plan.num_warps} warps\n"
+            f"backend='auto' on CUDA: {'triton' if faster else 'torch'} ({why})")
 
 
 def table(n: int, m: int, I: int, B: int = 1024, model: str = "relu_output", *, steps: int = 10_000,

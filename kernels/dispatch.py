@@ -63,6 +63,11 @@ WARP_REGISTER_WORDS = 128
 # at 200, 10 warps per SM where it had 12.
 WARP_WIDE_ABS_MAX_REGISTERS = 200
 QUADS_PER_WARP = 32  # kernels.warp.QUADS: one row-quad per thread
+# STEP_HALVED_ROWS: three step tiles spilled 4-28 B on sm_90 in the full
+# table (2026-12-02), at 96-128 registers where ptxas capped itself: 32x8
+# relu_hidden at 16 rows (20→5), 32x2 abs with ExReLU at 32 rows (20→2), and
+# the tf32 32x16 relu_hidden with signed magnitudes at 32 rows (100→10).
+# With half the rows: 80, 72 and 112 registers, no spills.
 # The dot path holds x [block_n, rows] and three [m_pad, rows] tiles; with
 # tf32 MMA, 64x32 tiles at 128 rows compiled without spills at 8 warps.
 DOT_ROWS = 32
@@ -152,6 +157,8 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
     quad_per_thread = strategy == "persistent" and n_pad * m_pad <= QUAD_PER_THREAD_TILE_LIMIT
     if use_dot:
         block_n, rows = min(n_pad, DOT_BLOCK_N), DOT_ROWS
+        if model == "relu_hidden" and (block_n, m_pad) == (32, 16):
+            rows //= 2  # STEP_HALVED_ROWS
     elif quad_per_thread:
         # one quad (four rows, one lane at a time) per thread: n and m stay inside the thread
         block_n, rows = n_pad, 4 * min(quads, QUAD_PER_THREAD_THREADS)
@@ -170,6 +177,8 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
         width = max(m_pad, 4)
         block_n = min(n_pad, _pow2_floor(REGISTER_PRODUCT_LIMIT // (4 * width)))
         rows = max(4, min(_pow2_floor(REGISTER_PRODUCT_LIMIT // (block_n * width)), 4 * quads, MAX_STEP_ROWS))
+        if (model, block_n, width) in (("relu_hidden", 32, 8), ("abs", 32, 4)):
+            rows = max(4, rows // 2)  # STEP_HALVED_ROWS
     # Wide hidden layers on the register path (m_pad >= 128) spilled 4 B at
     # 4 warps on sm_80 in some variants: 8 warps halve the per-thread share.
     num_warps = 8 if (use_dot and block_n * m_pad >= 2048) or (not use_dot and m_pad >= 128) else 4

@@ -76,3 +76,16 @@ def test_only_the_wide_abs_warp_kernel_caps_its_registers():
     assert wide_abs.launch_options() == dict(num_warps=1, maxnreg=WARP_WIDE_ABS_MAX_REGISTERS)
     for n, m, model in [(6, 3, "abs"), (3, 6, "relu_output"), (5, 2, "relu_output"), (20, 5, "abs")]:
         assert "maxnreg" not in plan_for_auto(n, m, model).launch_options(), (n, m, model)
+
+
+@pytest.mark.parametrize("n, m, model, precision, halved", [
+    (20, 5, "relu_hidden", "ieee", True), (20, 5, "relu_output", "ieee", False),
+    (20, 2, "abs", "ieee", True), (20, 2, "relu_output", "ieee", False),
+    (100, 10, "relu_hidden", "tf32", True), (100, 10, "relu_output", "tf32", False)])
+def test_step_tiles_that_spilled_take_half_the_rows(n, m, model, precision, halved):
+    from fastsup.kernels.dispatch import plan_for
+
+    chosen = plan_for(n, m, 1024, "step", precision, model=model)
+    other = plan_for(n, m, 1024, "step", precision, model="linear")  # the same tile, full rows
+    assert (chosen.block_n, chosen.m_pad) == (other.block_n, other.m_pad)
+    assert chosen.block_q * (2 if halved else 1) == other.block_q

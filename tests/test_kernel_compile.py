@@ -244,3 +244,23 @@ def test_signed_sampler_fma_is_only_the_exact_doubling(sampler_ptx):
         fmas = FMA.findall(sampler_ptx[f"sample_block signed@{arch}"])
         assert fmas, "expected the signed map to be contracted (fp-fusion on)"
         assert all(EXACT_DOUBLING in factors for factors in fmas), f"sm_{arch}: inexact FMA {fmas}"
+
+
+# The instruction model's worst relative error on the full compile tables it was fitted to (sm_90) and on the
+# same binaries for sm_80 (held out), rounded up: kernels/instruction_model.py's COEFFICIENTS say which tables.
+PREDICTION_TOLERANCE = {"warp_run": 0.15, "persistent_run": 0.35, "step_partials": 0.35, "reduce_update": 0.9}
+
+
+@pytest.mark.slow
+def test_instruction_model_predicts_the_compiled_sass(quick_check):
+    """Predicted SASS instructions per thread per step against the counts of every register-path binary."""
+    from fastsup.kernels.instruction_model import COEFFICIENTS, errors, samples
+
+    _, report = quick_check
+    checked = set()
+    for arch in ARCHS:
+        for kernel, rows in samples([report], arch).items():
+            for error, (_, sass, label) in zip(errors(rows, COEFFICIENTS[kernel]), rows):
+                assert abs(error) <= PREDICTION_TOLERANCE[kernel], f"{kernel} sm_{arch} {label}: {sass} SASS, {error:+.1%}"
+            checked.add(kernel)
+    assert checked == set(PREDICTION_TOLERANCE)

@@ -24,11 +24,16 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def resolve_backend(name: str, device: torch.device, config: TrainConfig) -> str:
+def resolve_backend(name: str, device: torch.device, config: TrainConfig, strategy: str = "auto",
+                    precision: str = "ieee") -> str:
     """Turn ``auto`` into a concrete backend and refuse combinations that cannot run.
 
-    ``auto`` is triton on CUDA when triton is installed and the kernels support
-    the config, else torch.  ``triton`` on the CPU runs only under the interpreter.
+    ``auto`` is triton on CUDA when triton is installed, the kernels support
+    the config and ``fastsup.kernels.predict`` ranks them no slower than the
+    torch backend for the whole config (its instance count included); a
+    ``strategy`` or ``precision`` other than the defaults asks for the
+    kernels, and gets them where they can run.  Otherwise torch.  ``triton``
+    on the CPU runs only under the interpreter.
     """
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {name!r}")
@@ -36,6 +41,10 @@ def resolve_backend(name: str, device: torch.device, config: TrainConfig) -> str
         from .triton_backend import unsupported_reason
 
         usable = device.type == "cuda" and triton_available() and unsupported_reason(config) is None
+        if usable and strategy == "auto" and precision == "ieee":
+            from fastsup.kernels.predict import kernels_are_faster
+
+            usable = kernels_are_faster(config)[0]
         return "triton" if usable else "torch"
     if name == "triton":
         if not triton_available():

@@ -1,7 +1,7 @@
 """Where a sweep's chunks train: ``local`` (in this process, one after another) or ``ray`` (one task each).
 
-An executor takes the pending chunks' configs (with the sweep's compile
-decision) and yields ``(chunk, tensors,
+An executor takes the pending chunks' configs (with the backend and the
+compile decision of their group) and yields ``(chunk, tensors,
 backend)`` as each finishes; the caller writes the chunk file.  Chunks are
 independent (the randomness contract), so the order they finish in changes
 nothing.  A Ray task on the CPU runs with the driver's torch thread count,
@@ -37,17 +37,16 @@ def train_chunk(config: TrainConfig, backend: str, device: str, compile: bool | 
     return tensors, result.backend
 
 
-Work = list[tuple[Chunk, TrainConfig, bool | None]]  # each pending chunk, its config, the compile decision
+Work = list[tuple[Chunk, TrainConfig, str, bool | None]]  # each pending chunk, its config, backend, compile decision
 
 
-def run_local(work: Work, backend: str, device: torch.device, *, checkpoint_steps: tuple[int, ...] = (),
-              **_) -> Iterator:
-    for chunk, config, compile in work:
+def run_local(work: Work, device: torch.device, *, checkpoint_steps: tuple[int, ...] = (), **_) -> Iterator:
+    for chunk, config, backend, compile in work:
         threads = None  # this process's own
         yield (chunk, *train_chunk(config, backend, str(device), compile, threads, checkpoint_steps))
 
 
-def run_ray(work: Work, backend: str, device: torch.device, *,
+def run_ray(work: Work, device: torch.device, *,
             address: str | None = None, checkpoint_steps: tuple[int, ...] = ()) -> Iterator:
     try:
         import ray
@@ -59,7 +58,8 @@ def run_ray(work: Work, backend: str, device: torch.device, *,
     resources = {"num_gpus": 1} if device.type == "cuda" else {"num_cpus": threads}
     task = ray.remote(train_chunk).options(**resources)
     device_name = "cuda" if device.type == "cuda" else str(device)
-    pending = {task.remote(config, backend, device_name, compile, threads, checkpoint_steps): chunk for chunk, config, compile in work}
+    pending = {task.remote(config, backend, device_name, compile, threads, checkpoint_steps): chunk
+               for chunk, config, backend, compile in work}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         chunk = pending.pop(ready[0])

@@ -19,11 +19,11 @@ from .executors import executor_for
 from .plan import Chunk, chunk_config, chunk_rows, plan_chunks
 from .spec import Group, Sweep
 
-def _chunk_sizes(group_configs: list[TrainConfig], backend, device, instance_chunk) -> list[int]:
-    """Rows per train call in each group: ``instance_chunk``, or what the backend bounds memory to."""
+def _chunk_sizes(group_configs: list[TrainConfig], backends: list[str], device, instance_chunk) -> list[int]:
+    """Rows per train call in each group: ``instance_chunk``, or what the group's backend bounds memory to."""
     if instance_chunk is not None:
         return [check_integer("instance_chunk", instance_chunk, 1)] * len(group_configs)
-    return [default_chunk(resolve_backend(backend, device, config), config, device) for config in group_configs]
+    return [default_chunk(name, config, device) for name, config in zip(backends, group_configs)]
 
 
 def _group_config(group: Group, restarts: int) -> TrainConfig:
@@ -31,7 +31,7 @@ def _group_config(group: Group, restarts: int) -> TrainConfig:
     return chunk_config(group, restarts, Chunk("group", 0, 0, len(group.points) * restarts))
 
 
-def _compile_decisions(group_configs, chunks, backend, device, compile) -> list[bool | None]:
+def _compile_decisions(group_configs, chunks, backends: list[str], compile) -> list[bool | None]:
     """Per group: compile the torch step when the group's whole work pays for it.
 
     ``train`` decides per call, so alone it would never compile for a sweep
@@ -42,7 +42,7 @@ def _compile_decisions(group_configs, chunks, backend, device, compile) -> list[
         return [compile] * len(group_configs)
     decisions = []
     for g, config in enumerate(group_configs):
-        if resolve_backend(backend, device, config) != "torch":
+        if backends[g] != "torch":
             decisions.append(None)
             continue
         shapes = len({c.stop - c.start for c in chunks if c.group == g})
@@ -80,6 +80,8 @@ def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | No
                          f"this one {digest[:12]}…); use a new store, or the spec it was made with")
     groups, restarts = resolved.groups, sweep.restarts
     group_configs = [_group_config(group, restarts) for group in groups]  # every row of a group: its total work
+    # one backend per group, chosen for the whole group: its chunks, the last included, never differ
+    backends = [resolve_backend(backend, torch_device, config) for config in group_configs]
     steps = [g.shared.get("steps", TrainConfig.steps) for g in groups]  # not a TrainConfig: its default p may not suit the groups
     checkpoint_steps = check_checkpoint_steps(checkpoint_steps, min(steps))
     if manifest is not None and manifest.get("checkpoint_steps", []) != list(checkpoint_steps):
@@ -89,7 +91,7 @@ def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | No
     with io.folder_lock(store, blocking=False):
         io.remove_stale_temporaries(store)
         if manifest is None:
-            sizes = _chunk_sizes(group_configs, backend, torch_device, instance_chunk)
+            sizes = _chunk_sizes(group_configs, backends, torch_device, instance_chunk)
             manifest = stores.write_plan(store, resolved.spec, digest, groups, plan_chunks(groups, restarts, sizes),
                                          checkpoint_steps)
         chunks = stores.planned_chunks(manifest)
@@ -99,14 +101,14 @@ def run_sweep(sweep: Sweep, store, *, executor: str = "local", address: str | No
         if any(done) and not resume:
             raise ValueError(f"store {str(store)!r} already has {sum(done)} finished chunks and resume=False; "
                              "use a new store to start over")
-        compiles = _compile_decisions(group_configs, chunks, backend, torch_device, compile)
+        compiles = _compile_decisions(group_configs, chunks, backends, compile)
         work_of = lambda chunk: (chunk.stop - chunk.start) * steps[chunk.group]  # noqa: E731
         with tqdm(total=sum(map(work_of, chunks)), disable=not progress, unit="model·step", unit_scale=True,
                   desc=f"sweep {sum(len(g.points) for g in groups)} points × {restarts} restarts") as bar:
             bar.update(sum(work_of(c) for c, d in zip(chunks, done) if d))
-            work = [(chunk, chunk_config(groups[chunk.group], restarts, chunk), compiles[chunk.group])
-                    for chunk, is_done in zip(chunks, done) if not is_done]
-            for chunk, tensors, backend_name in run_chunks(work, backend, torch_device, address=address,
+            work = [(chunk, chunk_config(groups[chunk.group], restarts, chunk), backends[chunk.group],
+                     compiles[chunk.group]) for chunk, is_done in zip(chunks, done) if not is_done]
+            for chunk, tensors, backend_name in run_chunks(work, torch_device, address=address,
                                                            checkpoint_steps=checkpoint_steps):
                 stores.write_chunk(store, chunk, tensors, backend_name)
                 bar.update(work_of(chunk))

@@ -214,8 +214,8 @@ def test_a_sweep_compiles_when_its_whole_work_pays_though_no_chunk_does():
     from fastsup.sweep.plan import chunk_config
     assert not compile_pays(chunk_config(groups[0], 8, chunks[0]))  # one chunk alone: eager
     configs = [_group_config(group, 8) for group in groups]
-    assert _compile_decisions(configs, chunks, "torch", torch.device("cpu"), None) == [True]
-    assert _compile_decisions(configs, chunks, "torch", torch.device("cpu"), False) == [False]
+    assert _compile_decisions(configs, chunks, ["torch"], None) == [True]
+    assert _compile_decisions(configs, chunks, ["torch"], False) == [False]
 
 
 # --- the TOML form and the command line ------------------------------------------------------------

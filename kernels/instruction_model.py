@@ -1,0 +1,230 @@
+"""SASS instructions per training step, predicted from the shape and the plan, fitted to the compiled SASS.
+
+The compile check (``python -m fastsup.kernels.check --sass``) counts, for
+every binary it compiles, the SASS instructions a thread executes per
+training step.  This module predicts that count without compiling: a linear
+model per kernel whose features are the work a thread is handed (Philox
+calls, multiply-adds, elementwise lanes, gradient sums and parameters, a
+constant), computed from the plan as the launcher runs it, with
+coefficients fitted by least squares on the relative error to the check's
+own counts.  ``python -m fastsup.kernels.instruction_model --fit
+REPORT.json ...`` refits them and prints how well they predict every binary
+of the reports; ``COEFFICIENTS`` holds the fit in use and says where it
+came from.  Counts of code, not timings: ``fastsup.kernels.cost_model``
+turns them into seconds.
+
+Only the register path is modelled (every plan the dispatcher picks by
+itself); the tf32 dot path is an opt-in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import defaultdict
+
+KERNELS = ("warp_run", "persistent_run", "step_partials", "reduce_update")
+FEATURES = {
+    # "feature quads": a (row-quad, feature) pair: its Philox call and its four rows' elementwise work, which
+    # always come together (as separate features they were collinear)
+    "warp_run": ("feature quads", "multiply-adds", "hidden lanes", "parameters", "constant"),
+    "persistent_run": ("feature quads", "multiply-adds", "hidden lanes", "per-quad sums", "constant"),
+    "step_partials": ("feature quads", "multiply-adds", "hidden lanes", "partials", "constant"),
+    "reduce_update": ("partials read", "parameters"),
+}
+
+# Fitted with ``--fit`` on the sm_90 binaries of the full compile tables of
+# 2026-12-02 (triton 3.9.0; benchmarks/results/compile-full-*-2026-12-02.txt):
+# warp_run 169 binaries, persistent_run 337, step_partials 268 and
+# reduce_update 144 (register path).  Per thread per step.  |error| on them
+# (max; sm_80, held out, in brackets): warp_run 9.3% (12.0%), persistent_run
+# 33% (33%), step_partials 28% (34%), reduce_update 84% (85%; median 21%: its
+# loop count per binary is only known from the reports' first workload).
+COEFFICIENTS = {
+    "warp_run": (114.093, 4.193, 0.0, 114.641, 432.318),
+    "persistent_run": (133.7, 8.806, 37.899, 2.229, 40.029),
+    "step_partials": (93.461, 45.698, 21.796, 0.0, 471.522),
+    "reduce_update": (4.817, 1529.717),
+}
+
+
+def _share(elements: int, threads: int) -> float:
+    """A thread's share of a tile op over ``elements`` lanes: below ``threads`` every thread still runs it."""
+    return max(elements, threads) / threads
+
+
+def threads_and_programs(kernel: str, n_features: int, plan, batch_size: int) -> tuple[int, int]:
+    """(threads per program, programs per instance) of ``kernel`` as launched for ``plan``."""
+    if kernel in ("warp_run", "persistent_run"):
+        return 32 * plan.num_warps, 1
+    if kernel == "step_partials":
+        return 32 * plan.num_warps, -(-(-(-batch_size // 4)) // plan.block_q)
+    return 128, -(-n_features // plan.reduce_block_n)
+
+
+def features(kernel: str, n_features: int, n_hidden: int, batch_size: int, model: str, plan,
+             batch_blocks: int | None = None) -> list[float]:
+    """The work one thread of ``kernel`` is handed per training step, in the order of ``FEATURES[kernel]``.
+
+    ``batch_blocks``: reduce_update's loop count where it is known (a compile
+    report's trips), else the plan's.
+    """
+    n, m = n_features, n_hidden
+    matrices = 2 if model == "abs" else 1
+    quads = -(-batch_size // 4)
+    threads, _ = threads_and_programs(kernel, n, plan, batch_size)
+    share = lambda elements: _share(elements, threads)  # noqa: E731
+    if kernel == "warp_run":  # one quad per thread, exact sizes, four lanes per chunk
+        chunks = -(-quads // 32)
+        return [chunks * n, chunks * 4 * n * m, chunks * 4 * m, matrices * n * m + n, 1]
+    if kernel == "persistent_run":
+        n_pad, m_pad, block_q = plan.n_pad, plan.m_pad, plan.block_q
+        chunks = -(-quads // block_q)
+        return [chunks * share(n_pad * block_q), chunks * 4 * share(n_pad * m_pad * block_q),
+                chunks * 4 * share(m_pad * block_q), share((matrices * n_pad * m_pad + n_pad) * block_q), 1]
+    if kernel == "step_partials":  # three passes over the feature tiles, x drawn in each
+        block_n, m_pad, rows = plan.block_n, plan.m_pad, 4 * plan.block_q
+        tiles = -(-n // block_n)
+        return [3 * tiles * share(block_n * plan.block_q), tiles * share(block_n * m_pad * rows), share(m_pad * rows),
+                tiles * share(matrices * block_n * m_pad + block_n), 1]
+    if kernel == "reduce_update":
+        batch_blocks = -(-quads // plan.block_q) if batch_blocks is None else batch_blocks
+        parameters = share(matrices * plan.reduce_block_n * plan.m_pad + plan.reduce_block_n)
+        return [batch_blocks * parameters, parameters]
+    raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+
+
+def thread_instructions(kernel: str, n_features: int, n_hidden: int, batch_size: int, model: str, plan,
+                        coefficients=None) -> float:
+    """Predicted SASS instructions per thread per training step."""
+    coefficients = COEFFICIENTS[kernel] if coefficients is None else coefficients
+    return sum(c * f for c, f in zip(coefficients, features(kernel, n_features, n_hidden, batch_size, model, plan),
+                                     strict=True))
+
+
+def instance_instructions(kernel: str, n_features: int, n_hidden: int, batch_size: int, model: str, plan) -> float:
+    """Predicted thread instructions per instance per training step: every thread of every program of it."""
+    threads, programs = threads_and_programs(kernel, n_features, plan, batch_size)
+    return thread_instructions(kernel, n_features, n_hidden, batch_size, model, plan) * threads * programs
+
+
+# ---------------------------------------------------------------------------
+# fitting, from the compile check's --json reports
+# ---------------------------------------------------------------------------
+
+
+def _workload(row: dict) -> tuple[int, int, str]:
+    """(n, m, model) of the first workload of a report row: the one whose arguments the check compiled."""
+    _, shape, variant = row["shapes"][0].split()[:3]
+    n, m = shape.split("→")
+    return int(n), int(m), variant.split("/")[0]
+
+
+def _plan_of_row(row: dict, n: int, m: int, model: str, batch_size: int):
+    """The plan the row's binary was compiled for (its tile columns over the dispatcher's plan)."""
+    import dataclasses
+
+    from fastsup.kernels.dispatch import plan_for
+
+    c = row["config"]
+    strategy = "persistent" if row["kernel"] in ("warp_run", "persistent_run") else "step"
+    plan = plan_for(n, m, batch_size, strategy, model=model)
+    if row["kernel"] == "reduce_update":
+        return dataclasses.replace(plan, reduce_block_n=c["n_pad"], m_pad=c["m_pad"])
+    return dataclasses.replace(plan, n_pad=c["n_pad"] if row["kernel"] != "step_partials" else plan.n_pad,
+                               block_n=c["n_pad"], m_pad=c["m_pad"], block_q=c["block_q"], num_warps=c["warps"])
+
+
+def samples(reports: list[dict], arch: int) -> dict[str, list[tuple[list[float], float, str]]]:
+    """Per kernel: (features, SASS instructions per thread per step, label) of every register-path binary."""
+    from fastsup.kernels.dispatch import plan_for
+
+    out = defaultdict(list)
+    seen = set()
+    for report in reports:
+        batch_size = report["run"]["batch_size"]
+        for row in report["results"]:
+            if row["arch"] != arch or not row.get("sass") or row["config"].get("dot") or row["kernel"] not in KERNELS:
+                continue
+            n, m, model = _workload(row)
+            key = (row["kernel"], json.dumps(row["config"], sort_keys=True), n, m)
+            if key in seen:
+                continue
+            seen.add(key)
+            plan = _plan_of_row(row, n, m, model, batch_size)
+            batch_blocks = None
+            if row["kernel"] == "reduce_update":
+                if "trips" in row["sass"]:
+                    batch_blocks = row["sass"]["trips"][0]
+                elif plan_for(n, m, batch_size, "step", "tf32", model=model).use_dot:
+                    continue  # a report without trips: its first workload's loop count is the register
+                    # plan's or the tf32 plan's, and the row does not say which
+            out[row["kernel"]].append((features(row["kernel"], n, m, batch_size, model, plan, batch_blocks),
+                                       row["sass"]["per_thread_step"]["total"], row["shapes"][0]))
+    return out
+
+
+def fit(rows: list[tuple[list[float], float, str]]) -> list[float]:
+    """Least squares on the relative error, Σ ((Σ_k c_k f_k − y) / y)², with every c_k >= 0.
+
+    Non-negative by elimination: a feature whose coefficient comes out
+    negative is dropped (its coefficient 0) and the rest refitted, so that no
+    feature makes a larger shape cheaper.
+    """
+    import numpy as np
+
+    a = np.array([f for f, _, _ in rows], dtype=float)
+    y = np.array([y for _, y, _ in rows], dtype=float)
+    kept = list(range(a.shape[1]))
+    while True:
+        solved, *_ = np.linalg.lstsq(a[:, kept] / y[:, None], np.ones_like(y), rcond=None)
+        if (solved >= 0).all():
+            break
+        kept.pop(int(np.argmin(solved)))
+    coefficients = [0.0] * a.shape[1]
+    for k, c in zip(kept, solved):
+        coefficients[k] = round(float(c), 3)
+    return coefficients
+
+
+def errors(rows, coefficients) -> list[float]:
+    """Relative errors (predicted / SASS − 1) of ``rows`` under ``coefficients``."""
+    return [sum(c * x for c, x in zip(coefficients, f, strict=True)) / y - 1 for f, y, _ in rows]
+
+
+def summary(errs: list[float]) -> str:
+    absolute = sorted(abs(e) for e in errs)
+    if not absolute:
+        return "no binaries"
+    pick = lambda q: absolute[min(len(absolute) - 1, math.ceil(q * len(absolute)) - 1)]  # noqa: E731
+    return (f"{len(absolute)} binaries: |error| median {100 * pick(0.5):.1f}%, 90th percentile {100 * pick(0.9):.1f}%, "
+            f"max {100 * absolute[-1]:.1f}%")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fastsup.kernels.instruction_model",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--fit", nargs="+", metavar="REPORT", required=True,
+                        help="compile-check --sass --json reports to fit on (sm_90) and to test on (sm_80 too)")
+    args = parser.parse_args(argv)
+    reports = [json.load(open(path)) for path in args.fit]
+    fitted = samples(reports, 90)
+    held_out = samples(reports, 80)
+    for kernel in KERNELS:
+        rows = fitted.get(kernel, [])
+        if len(rows) < len(FEATURES[kernel]):
+            print(f"{kernel}: {len(rows)} binaries, too few to fit")
+            continue
+        coefficients = fit(rows)
+        print(f"{kernel}: coefficients {dict(zip(FEATURES[kernel], coefficients))}")
+        print(f"  fitted, sm_90: {summary(errors(rows, coefficients))}")
+        print(f"  held out, sm_80: {summary(errors(held_out.get(kernel, []), coefficients))}")
+        current = COEFFICIENTS[kernel]
+        if current:
+            print(f"  COEFFICIENTS in use, sm_90: {summary(errors(rows, current))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
