@@ -67,7 +67,9 @@ QUADS_PER_WARP = 32  # kernels.warp.QUADS: one row-quad per thread
 # table (2026-12-02), at 96-128 registers where ptxas capped itself: 32x8
 # relu_hidden at 16 rows (20→5), 32x2 abs with ExReLU at 32 rows (20→2), and
 # the tf32 32x16 relu_hidden with signed magnitudes at 32 rows (100→10).
-# With half the rows: 80, 72 and 112 registers, no spills.
+# With half the rows: 80, 72 and 112 registers, no spills.  The rerun found
+# one more, abs 128x8 with ExReLU and signed magnitudes (100→5), 4 B at 128
+# registers; at its 4 rows the features are halved instead (64x8).
 # The dot path holds x [block_n, rows] and three [m_pad, rows] tiles; with
 # tf32 MMA, 64x32 tiles at 128 rows compiled without spills at 8 warps.
 DOT_ROWS = 32
@@ -178,7 +180,9 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
         block_n = min(n_pad, _pow2_floor(REGISTER_PRODUCT_LIMIT // (4 * width)))
         rows = max(4, min(_pow2_floor(REGISTER_PRODUCT_LIMIT // (block_n * width)), 4 * quads, MAX_STEP_ROWS))
         if (model, block_n, width) in (("relu_hidden", 32, 8), ("abs", 32, 4)):
-            rows = max(4, rows // 2)  # STEP_HALVED_ROWS
+            rows //= 2  # STEP_HALVED_ROWS
+        elif (model, block_n, width) == ("abs", 128, 8):
+            block_n //= 2  # STEP_HALVED_ROWS: at 4 rows already, so half the features
     # Wide hidden layers on the register path (m_pad >= 128) spilled 4 B at
     # 4 warps on sm_80 in some variants: 8 warps halve the per-thread share.
     num_warps = 8 if (use_dot and block_n * m_pad >= 2048) or (not use_dot and m_pad >= 128) else 4

@@ -89,3 +89,13 @@ def test_step_tiles_that_spilled_take_half_the_rows(n, m, model, precision, halv
     other = plan_for(n, m, 1024, "step", precision, model="linear")  # the same tile, full rows
     assert (chosen.block_n, chosen.m_pad) == (other.block_n, other.m_pad)
     assert chosen.block_q * (2 if halved else 1) == other.block_q
+
+
+@pytest.mark.parametrize("n", [100, 400, 1000])
+def test_step_tile_that_spilled_at_four_rows_takes_half_the_features(n):
+    from fastsup.kernels.dispatch import plan_for
+
+    chosen = plan_for(n, 5, 1024, "step", model="abs")
+    other = plan_for(n, 5, 1024, "step", model="linear")  # the same shape, 128x8 at 4 rows
+    assert (other.block_n, other.m_pad, other.block_q) == (128, 8, 1)
+    assert (chosen.block_n, chosen.m_pad, chosen.block_q) == (64, 8, 1)
