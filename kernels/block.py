@@ -191,6 +191,35 @@ def adam_tile(param, grad, exp_avg, exp_avg_sq, lr, weight_decay, one_minus_beta
     return param, exp_avg, exp_avg_sq
 
 
+@triton.jit
+def step_schedule(lr, step, scale_ptr, bc1_ptr, bc2_sqrt_ptr):
+    """Step ``step``'s learning rate (``lr`` times the schedule's multiplier) and Adam's two bias corrections.
+
+    ``scale_ptr``, ``bc1_ptr``, ``bc2_sqrt_ptr``: fp32 [n_steps] tables from the host (``KernelInputs``).
+    """
+    return lr * tl.load(scale_ptr + step), tl.load(bc1_ptr + step), tl.load(bc2_sqrt_ptr + step)
+
+
+@triton.jit
+def store_logged_loss(history_ptr, summed_loss, instance, step, n_steps, log_every, n_logged_regular, history_row0,
+                      n_instances, grad_scale):
+    """Stores a persistent launch's step loss if ``step`` is logged: every ``log_every``-th, and the last.
+
+    ``history_ptr``: fp32 [rows, I], row = logged index - ``history_row0``;
+    ``summed_loss``: the step's importance-weighted squared error summed over
+    rows and features, so its mean is ``summed_loss * grad_scale / 2``
+    (``grad_scale`` = 2 / (B n)); ``n_logged_regular`` = cdiv(n_steps, log_every),
+    the last step's logged index when it is not a multiple of ``log_every``.
+    """
+    # int64: rows x I passes 2**31 in large runs (10**6 instances logged 2 148 times)
+    if step % log_every == 0:
+        row = (step // log_every - history_row0).to(tl.int64)
+        tl.store(history_ptr + row * n_instances + instance, summed_loss * (grad_scale * 0.5))
+    elif step == n_steps - 1:
+        row = (n_logged_regular - history_row0).to(tl.int64)
+        tl.store(history_ptr + row * n_instances + instance, summed_loss * (grad_scale * 0.5))
+
+
 # ---------------------------------------------------------------------------
 # a kernel that only samples: the batch the training kernels see, for checking
 # ---------------------------------------------------------------------------

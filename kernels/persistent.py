@@ -36,7 +36,7 @@ import torch
 import triton
 import triton.language as tl
 
-from fastsup.kernels.block import ABS, adam_tile, backprop_rows, features_from_uniforms
+from fastsup.kernels.block import ABS, adam_tile, backprop_rows, features_from_uniforms, step_schedule, store_logged_loss
 from fastsup.kernels.dispatch import Plan
 from fastsup.kernels.sampling import philox_lane_words
 from fastsup.kernels.utils import Checkpoints, KernelInputs, Moments, on_device
@@ -199,17 +199,9 @@ def persistent_run_kernel(
         d_dec = tl.sum(d_dec, axis=2)
         db = tl.sum(db, axis=1)
 
-        # int64: rows x I passes 2**31 in large runs (10**6 instances logged 2 148 times)
-        if step % log_every == 0:
-            row = (step // log_every - history_row0).to(tl.int64)
-            tl.store(history_ptr + row * n_instances + k, loss * (grad_scale * 0.5))
-        elif step == n_steps - 1:
-            row = (n_logged_regular - history_row0).to(tl.int64)
-            tl.store(history_ptr + row * n_instances + k, loss * (grad_scale * 0.5))
-
-        lr_t = lr * tl.load(scale_ptr + step)
-        bc1 = tl.load(bc1_ptr + step)
-        bc2_sqrt = tl.load(bc2_sqrt_ptr + step)
+        store_logged_loss(history_ptr, loss, k, step, n_steps, log_every, n_logged_regular, history_row0,
+                          n_instances, grad_scale)
+        lr_t, bc1, bc2_sqrt = step_schedule(lr, step, scale_ptr, bc1_ptr, bc2_sqrt_ptr)
         # the tied model's d_enc already holds both of its matrix's shares
         enc, m_enc, v_enc = adam_tile(enc, d_enc, tl.load(m_enc_at, mask=nm_mask, other=0.0),
                                       tl.load(v_enc_at, mask=nm_mask, other=0.0), lr_t, wd, one_minus_beta1, beta2,

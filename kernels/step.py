@@ -33,6 +33,7 @@ from fastsup.kernels.block import (
     outer,
     output_loss_grad,
     sample_block,
+    step_schedule,
 )
 from fastsup.kernels.dispatch import Plan
 from fastsup.kernels.utils import KernelInputs, Moments, on_device
@@ -228,10 +229,8 @@ def reduce_update_kernel(
             loss += tl.load(loss_part_ptr + k64 * n_blocks + block)
         tl.store(loss_ptr + k, loss * loss_scale)
 
-    lr = tl.load(lr_ptr + k) * tl.load(scale_ptr + step)
+    lr, bc1, bc2_sqrt = step_schedule(tl.load(lr_ptr + k), step, scale_ptr, bc1_ptr, bc2_sqrt_ptr)
     wd = tl.load(wd_ptr + k)
-    bc1 = tl.load(bc1_ptr + step)
-    bc2_sqrt = tl.load(bc2_sqrt_ptr + step)
     base = k64 * mat
     _update_stored(enc_ptr + base + enc_offsets, m_enc_ptr + base + enc_offsets, v_enc_ptr + base + enc_offsets,
                    enc_mask, d_enc, lr, wd, one_minus_beta1, beta2, one_minus_beta2, eps, bc1, bc2_sqrt,

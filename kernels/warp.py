@@ -34,7 +34,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from fastsup.kernels.block import ABS, adam_tile, features_from_uniforms, hidden_activation, hidden_grad, output_terms
+from fastsup.kernels.block import (ABS, adam_tile, features_from_uniforms, hidden_activation, hidden_grad, output_terms,
+                                   step_schedule, store_logged_loss)
 from fastsup.kernels.dispatch import QUADS_PER_WARP, Plan
 from fastsup.kernels.sampling import philox_words
 from fastsup.kernels.utils import Checkpoints, KernelInputs, Moments
@@ -260,17 +261,9 @@ def warp_run_kernel(
             d_dec = _sum_quads(d_dec, M * N)
         db = _sum_quads(db, N)
 
-        # int64: rows x I passes 2**31 in large runs (10**6 instances logged 2 148 times)
-        if step % log_every == 0:
-            row = (step // log_every - history_row0).to(tl.int64)
-            tl.store(history_ptr + row * n_instances + k64, loss * (grad_scale * 0.5))
-        elif step == n_steps - 1:
-            row = (n_logged_regular - history_row0).to(tl.int64)
-            tl.store(history_ptr + row * n_instances + k64, loss * (grad_scale * 0.5))
-
-        lr_t = lr * tl.load(scale_ptr + step)
-        bc1 = tl.load(bc1_ptr + step)
-        bc2_sqrt = tl.load(bc2_sqrt_ptr + step)
+        store_logged_loss(history_ptr, loss, k64, step, n_steps, log_every, n_logged_regular, history_row0,
+                          n_instances, grad_scale)
+        lr_t, bc1, bc2_sqrt = step_schedule(lr, step, scale_ptr, bc1_ptr, bc2_sqrt_ptr)
         enc = _update_each(enc_ptr, m_enc_ptr, v_enc_ptr, mat_base, enc, d_enc, lr_t, wd, one_minus_beta1,
                            beta2, one_minus_beta2, eps, bc1, bc2_sqrt, N * M, DECOUPLED)
         if MODEL == ABS:
