@@ -82,7 +82,14 @@ from fastsup.kernels.block import MODEL_CODES, sample_block
 from fastsup.kernels.dispatch import QUADS_PER_WARP, plan_for
 from fastsup.kernels.persistent import persistent_run_args
 from fastsup.kernels.warp import warp_run_args
-from fastsup.kernels.step import StepBuffers, n_batch_blocks, reduce_update_args, step_partials_args
+from fastsup.kernels.step import (
+    StepBuffers,
+    n_batch_blocks,
+    n_row_splits,
+    reduce_update_args,
+    step_grads_args,
+    step_hidden_args,
+)
 from fastsup.kernels.utils import Checkpoints, KernelInputs, Moments
 
 # ---------------------------------------------------------------------------
@@ -125,7 +132,8 @@ SHARED_LIMIT = {80: 166_912, 90: 232_448}
 KERNELS = {
     "warp_run": "fastsup.kernels.warp:warp_run_kernel",
     "persistent_run": "fastsup.kernels.persistent:persistent_run_kernel",
-    "step_partials": "fastsup.kernels.step:step_partials_kernel",
+    "step_hidden": "fastsup.kernels.step:step_hidden_kernel",
+    "step_grads": "fastsup.kernels.step:step_grads_kernel",
     "reduce_update": "fastsup.kernels.step:reduce_update_kernel",
 }
 F32, I64 = "ptr:fp32", "ptr:i64"  # pointer arguments (16-byte aligned, as torch allocates them)
@@ -219,13 +227,13 @@ def launch_args(kernel: str, config: TrainConfig, plan) -> tuple[dict, dict]:
         checkpoints = Checkpoints(row=I64, enc=F32, dec=F32, b=F32, count=1)
         build = warp_run_args if kernel == "warp_run" else persistent_run_args
         return build(inputs, moments, F32, checkpoints, plan, 0, config.steps, config.log_every, 0)
-    buffers = StepBuffers(moments, loss_part=F32, d_enc_part=F32, d_dec_part=F32, db_part=F32, loss=F32,
-                          step_index=I64, n_blocks=n_batch_blocks(config.batch_size, plan))
-    if kernel == "step_partials":
-        return step_partials_args(inputs, buffers, plan)
-    if kernel == "reduce_update":
-        return reduce_update_args(inputs, buffers, plan)
-    raise ValueError(kernel)
+    buffers = StepBuffers(moments, loss_part=F32, a=F32, gh=F32, d_enc_part=F32, d_dec_part=F32, db_part=F32,
+                          loss=F32, step_index=I64, n_blocks=n_batch_blocks(config.batch_size, plan),
+                          n_splits=n_row_splits(config.batch_size, plan))
+    builders = dict(step_hidden=step_hidden_args, step_grads=step_grads_args, reduce_update=reduce_update_args)
+    if kernel not in builders:
+        raise ValueError(kernel)
+    return builders[kernel](inputs, buffers, plan)
 
 
 def plan_of(config: TrainConfig, strategy: str = "auto", precision: str = "ieee"):
@@ -286,16 +294,17 @@ def specialize(kernel: str, args: dict, options: dict, arch: int):
 
 def describe(kernel: str, config: TrainConfig, plan) -> dict:
     """The table's columns for one binary (None where the kernel has no such constexpr)."""
-    partials, update = kernel != "reduce_update", kernel != "step_partials"
+    samples, update = kernel != "reduce_update", kernel not in ("step_hidden", "step_grads")
     return dict(
         model=config.model,
-        act=config.activation if partials else None,
-        signed=config.magnitude == "signed" if partials else None,
+        act=config.activation if samples else None,
+        signed=config.magnitude == "signed" if samples else None,
         decoupled=config.optimizer == "adamw" if update else None,
-        n_pad=plan.reduce_block_n if kernel == "reduce_update" else plan.block_n, m_pad=plan.m_pad,
-        block_q=plan.block_q if partials else None,
-        dot=plan.use_dot if partials else None,
-        precision=plan.precision if partials and plan.use_dot else None,
+        n_pad={"reduce_update": plan.reduce_block_n, "step_grads": plan.grads_block_n}.get(kernel, plan.block_n),
+        m_pad=plan.m_pad,
+        block_q=(plan.grads_block_q if kernel == "step_grads" else plan.block_q) if samples else None,
+        dot=plan.use_dot if samples else None,
+        precision=plan.precision if samples and plan.use_dot else None,
         warps=launch_args(kernel, config, plan)[1]["num_warps"],
         seed="i64" if config.seed >= 2**31 else None,
     )
@@ -322,8 +331,7 @@ def build_jobs(full: bool, archs) -> list[Job]:
         if tf32.use_dot:
             plans.append((tf32, False))
         for plan, is_auto in plans:
-            kernels = [plan.kernel] if plan.strategy == "persistent" else ["step_partials", "reduce_update"]
-            for kernel in kernels:
+            for kernel in plan.kernels:
                 args, options = launch_args(kernel, config, plan)
                 for arch in archs:
                     _, signature, constexprs, attrs, _ = specialize(kernel, args, options, arch)
@@ -567,18 +575,25 @@ def _trips(kernel: str, args: dict) -> tuple[tuple[int, ...], int]:
     persistent_run: the step loop runs once per step, the batch-chunk loop
     cdiv(cdiv(B, 4), BLOCK_Q) times in it, the lane loop four times in that.
     warp_run: likewise, with chunks of 32 quads.
-    step_partials: its three feature loops cdiv(n, BLOCK_N) times each, in
-    each of the NB batch-block programs.  reduce_update: its loops over the NB
-    batch blocks, in each feature-block program.  Deeper loops count once.
+    step_hidden: its two feature loops cdiv(n, BLOCK_N) times each, in each
+    of the NB batch-block programs.  step_grads: its row loop
+    split_quads / BLOCK_Q times (fewer in a last split that the batch does not
+    fill), in each of the cdiv(n, BLOCK_N) x S programs.  reduce_update: its
+    loop over the S splits, in each feature-block program.  Deeper loops
+    count once.
     """
     chunks = -(-(-(-args["batch_size"] // 4)) // args["BLOCK_Q"]) if "BLOCK_Q" in args else None
     if kernel == "warp_run":
         return (1, -(-(-(-args["batch_size"] // 4)) // QUADS_PER_WARP), 4), 1
     if kernel == "persistent_run":
         return (1, chunks, 4), 1
-    if kernel == "step_partials":
-        return (-(-args["n_features"] // args["BLOCK_N"]),), chunks
-    return (args["n_blocks"],), -(-args["n_features"] // args["BLOCK_N"])
+    feature_blocks = -(-args["n_features"] // args["BLOCK_N"])
+    if kernel == "step_hidden":
+        return (feature_blocks,), chunks
+    if kernel == "step_grads":
+        splits = -(-(-(-args["batch_size"] // 4)) // args["split_quads"])
+        return (args["split_quads"] // args["BLOCK_Q"],), feature_blocks * splits
+    return (args["n_splits"],), feature_blocks
 
 
 def sass_profile(structure: dict, kernel: str, args: dict, num_warps: int) -> dict:

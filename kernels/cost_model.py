@@ -19,11 +19,13 @@ device, from the code as written:
     written once and read once.  The GPU (Triton) code generator may fuse
     differently: the roughest estimate of the five.
 ``triton_step``
-    ``kernels/step.py``: the partials kernel (grid ``(I, NB)``, features
-    visited three times, x re-drawn from Philox each time, partial gradients
-    ``[I, NB, n, m]`` x2 + ``[I, NB, n]`` + loss written), the
-    reduce/update kernel (reads partials, params and moments, writes them
-    back) and the launcher's ``step_index += 1``.
+    ``kernels/step.py``: the hidden kernel (grid ``(I, NB)``, features
+    visited twice, x drawn from Philox each time; a and gh ``[I, m, B]`` and
+    the losses written), the grads kernel (grid ``(I, feature blocks, S)``,
+    x drawn once more, a and gh read; partial gradients ``[I, S, n, m]``
+    (x2 for abs) + ``[I, S, n]`` written), the reduce/update kernel (reads
+    partials, params and moments, writes them back) and the launcher's
+    ``step_index += 1``.
 ``triton_persistent``
     ``kernels/warp.py`` (tiny models; the plan's n_pad, m_pad are then the
     exact sizes and its block_q the warp's 32 quads) or
@@ -546,38 +548,46 @@ def _triton_step(s: Shape, plan) -> Cost:
     if plan.strategy != "step":
         raise NotApplicable(f"plan is {plan.strategy!r}, not 'step'")
     I, n, m, B, E, H, P, V = _sizes(s)
-    n_blocks = -(-(-(-B // 4)) // plan.block_q)  # NB = cdiv(cdiv(B, 4), block_q)
-    rows = n_blocks * 4 * plan.block_q  # executed rows, padding included
-    tiles = -(-n // plan.block_n)
-    n_exec = tiles * plan.block_n  # executed features per program
-    lanes = I * rows * n_exec  # executed (instance, row, feature) lanes per pass
+    quads = -(-B // 4)
+    n_blocks = -(-quads // plan.block_q)  # NB = cdiv(cdiv(B, 4), block_q)
+    n_splits = -(-quads // plan.split_quads)  # S
+    rows = n_blocks * 4 * plan.block_q  # rows step_hidden executes, padding included
+    grads_quads = -(-quads // plan.grads_block_q) * plan.grads_block_q  # and step_grads
+    n_exec = -(-n // plan.block_n) * plan.block_n  # features step_hidden executes per program
+    n_grads = -(-n // plan.grads_block_n) * plan.grads_block_n  # and step_grads
     mats = 1 if s.tied else 2
+    hidden = FP32 * 2 * H  # a and gh, [I, m, B] each
     ops = _Ops()
-    contraction = 10.0 * I * rows * n_exec * plan.m_pad
-    elementwise = lanes * (3 * _sample_ops(s) + _output_ops(s)) + I * rows * plan.m_pad * _hidden_ops(s)
-    part = I * n_blocks
-    ops.add("partials kernel: contractions (a; z, gh, d_dec; d_enc)", "forward", contraction, contraction=True,
+    contraction = 6.0 * I * rows * n_exec * plan.m_pad  # a; z, gh
+    ops.add("hidden kernel: contractions (a; z, gh)", "forward", contraction, contraction=True, launches=1)
+    ops.add("hidden kernel: sampling x2, loss, output and hidden grads; store a, gh, losses", "backward",
+            I * rows * n_exec * (2 * _sample_ops(s) + _output_ops(s)) + I * rows * plan.m_pad * _hidden_ops(s),
+            FP32 * (mats * P + 4 * V) + INT64 * (I + 1), hidden + FP32 * I * n_blocks, launches=0)
+    contraction = 6.0 * I * 4 * grads_quads * n_grads * plan.m_pad  # z; h gᵀ, x ghᵀ
+    ops.add("grads kernel: contractions (z; d_dec, d_enc)", "backward", contraction, contraction=True, launches=1)
+    part = I * n_splits
+    ops.add("grads kernel: sampling, output grads; read a, gh; store partial grads", "backward",
+            I * 4 * grads_quads * (n_grads * (_sample_ops(s) + _output_ops(s)) + plan.m_pad * _hidden_ops(s)),
+            FP32 * (mats * P + 4 * V) + INT64 * (I + 1) + hidden, FP32 * part * (mats * n * m + n), launches=0)
+    # reduce/update: grid (I, cdiv(n, reduce_block_n))
+    tiles = -(-n // plan.reduce_block_n)
+    adam_lanes = I * tiles * plan.reduce_block_n * plan.m_pad * mats + I * tiles * plan.reduce_block_n
+    ops.add("reduce kernel: sum partials over row splits, losses over batch blocks", "reduce",
+            part * (mats * n * m + n) + I * n_blocks, FP32 * (part * (mats * n * m + n) + I * n_blocks), 0,
             launches=1)
-    ops.add("partials kernel: sampling x3, loss, output and hidden grads", "backward", elementwise,
-            FP32 * (mats * P + 4 * V) + INT64 * (I + 1), 0, launches=0)
-    ops.add("partials kernel: store partial grads and losses", "backward", 0, 0,
-            FP32 * part * (2 * n * m + n + 1), launches=0)
-    # reduce/update: grid (I, cdiv(n, block_n))
-    reduce_flops = part * (2 * n * m + n) + I * n_blocks
-    adam_lanes = I * tiles * plan.block_n * plan.m_pad * mats + I * tiles * plan.block_n
-    ops.add("reduce kernel: sum partials over batch blocks", "reduce", reduce_flops,
-            FP32 * part * (2 * n * m + n + 1), 0, launches=1)
     ops.add("reduce kernel: AdamW/Adam (params and moments in and out)", "optimizer", _ADAM_FLOPS * adam_lanes,
             3 * FP32 * (mats * P + V) + 2 * FP32 * I + INT64 + 3 * FP32,
             3 * FP32 * (mats * P + V) + FP32 * I, launches=0)
     ops.add("step_index += 1", "setup", 0, INT64, INT64)
-    philox = 3.0 * I * n_blocks * n_exec * plan.block_q
+    philox = I * (2 * n_blocks * plan.block_q * n_exec + grads_quads * n_grads)
     run_ops = _Ops()
-    run_ops.add("zeros (moments, partials, loss)", "run", 0, 0,
-                FP32 * (2 * sum(_param_sizes(s)) + part * (2 * n * m + n + 1) + I), launches=9)
+    run_ops.add("zeros (moments, a, gh, partials, losses)", "run", 0, 0,
+                FP32 * (2 * sum(_param_sizes(s)) + 2 * H + part * (mats * n * m + n) + I * n_blocks + I),
+                launches=10)
     run_ops.add("clone (logged loss)", "log", 0, FP32 * I * s.n_logged, FP32 * I * s.n_logged, launches=s.n_logged)
-    notes = (f"triton_step: NB = {n_blocks} batch blocks of {4 * plan.block_q} rows, {tiles} feature tile(s) of "
-             f"{plan.block_n}; partial gradients are {2 * n_blocks} x the size of W per step",)
+    notes = (f"triton_step: NB = {n_blocks} batch blocks of {4 * plan.block_q} rows, feature tiles of "
+             f"{plan.block_n} (gradients: {plan.grads_block_n}); partial gradients are {n_splits} x the size of "
+             f"the parameters per step (S = {n_splits} row splits of {4 * plan.split_quads} rows)",)
     return Cost("triton_step", s, tuple(ops), tuple(run_ops), philox, notes=notes, plan=plan)
 
 

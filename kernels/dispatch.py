@@ -74,8 +74,35 @@ QUADS_PER_WARP = 32  # kernels.warp.QUADS: one row-quad per thread
 # tf32 MMA, 64x32 tiles at 128 rows compiled without spills at 8 warps.
 DOT_ROWS = 32
 DOT_BLOCK_N = 32
+# STEP_GRADS_HALVED: step_grads_kernel keeps three [block_n, m_pad] tiles (its
+# decoder columns and two gradient sums) beside the product tile that
+# step_hidden_kernel sizes to REGISTER_PRODUCT_LIMIT; on the same tile it
+# spilled 4-12 B in 3 of the 74 default-subset binaries (64x16 at 4 rows,
+# sm_80, at 255 registers; 8x2 at 128 rows, sm_90), and 300-480 B on the
+# tf32 path at m_pad = 128 (sm_80); 8 warps instead added 19% instructions
+# per element at 100→10 and spilled elsewhere.  It gets half the product:
+# half the rows per trip, or half the features where the rows are at their
+# least (4, or 16 for a dot).
+# STEP_MAX_REGISTERS: ptxas capped itself at 128 registers and spilled 4 B in
+# some step binaries (register path, sm_90: abs 64x16 at 4 rows in
+# step_hidden, abs 32x8 at 8 rows in step_grads, default subset; tf32 path,
+# sm_80: step_grads 32x16 at 16 rows, full table; 2026-12-02).  Allowed 168
+# (.maxnreg) the register path's compile clean in the full table, 3 blocks
+# of 4 warps per SM where they had 4; the tf32 path's take up to 255 without
+# spilling, so they are allowed 255.
+STEP_MAX_REGISTERS = 168
+STEP_DOT_MAX_REGISTERS = 255
+# Rows per program of step_grads_kernel: it sums its features' weight
+# gradients over this many rows, so the step keeps cdiv(B, SPLIT_ROWS) copies
+# of W as partial sums (4 at B = 1024; a program per batch block kept 256 for
+# 400→30, 490 MB per step at 20 instances).  Fewer rows give more programs
+# (I x feature blocks x splits) for few instances, more rows less partial
+# traffic: a choice, not measured.
+SPLIT_ROWS = 256
 # reduce_update holds a [block_n, m_pad] tile of W, both moments and the
-# gradient sums; 64x64 at 4 warps spilled 0.4–0.8 KB.
+# gradient sums; 64x64 at 4 warps spilled 0.4–0.8 KB.  The limit counts both
+# of abs' matrices: at 2048 each, abs took 236–255 registers and 1024x2
+# spilled 24 B on sm_90 (full table, 2026-12-02).
 REDUCE_TILE_LIMIT = 2048
 
 
@@ -95,6 +122,9 @@ class Plan:
     # n_pad, m_pad are then n, m) instead of the tile kernel (kernels/persistent.py)
     warp: bool = False
     max_registers: int | None = None  # ptxas' register cap (.maxnreg) where its own choice spilled
+    split_quads: int = 0  # step only: row-quads per program of step_grads (a multiple of block_q)
+    grads_block_n: int = 0  # step only: features per program of step_grads
+    grads_block_q: int = 0  # step only: row-quads per trip of step_grads' row loop
 
     def launch_options(self) -> dict:
         """The training kernel's launch options: ``kernel[grid](**args, **plan.launch_options())``."""
@@ -104,11 +134,11 @@ class Plan:
         return options
 
     @property
-    def kernel(self) -> str:
-        """The kernel that trains a step: ``warp_run``, ``persistent_run`` or ``step_partials``."""
+    def kernels(self) -> tuple[str, ...]:
+        """The kernels that train a step, in launch order: ``warp_run``, ``persistent_run``, or the step's three."""
         if self.strategy == "step":
-            return "step_partials"
-        return "warp_run" if self.warp else "persistent_run"
+            return ("step_hidden", "step_grads", "reduce_update")
+        return ("warp_run",) if self.warp else ("persistent_run",)
 
 
 def _pow2_floor(value: int) -> int:
@@ -186,12 +216,25 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
     # Wide hidden layers on the register path (m_pad >= 128) spilled 4 B at
     # 4 warps on sm_80 in some variants: 8 warps halve the per-thread share.
     num_warps = 8 if (use_dot and block_n * m_pad >= 2048) or (not use_dot and m_pad >= 128) else 4
-    reduce_block_n = min(n_pad, max(1, _pow2_floor(REDUCE_TILE_LIMIT // m_pad)))
+    reduce_block_n = min(n_pad, max(1, _pow2_floor(REDUCE_TILE_LIMIT // (m_pad * (2 if model == "abs" else 1)))))
     path = "tl.dot, tf32" if use_dot else "register broadcast-sums"
     if strategy == "persistent":
         tile = (f"chunks of {rows} rows, {'one quad' if quad_per_thread else 'quads spread'} per thread, "
                 "gradients reduced once per step")
     else:
         tile = f"{block_n} features x {rows} rows per tile"
+    split_quads, grads_block_n, grads_block_q = 0, block_n, rows // 4
+    if strategy == "step":
+        split_quads = max(rows // 4, min(SPLIT_ROWS // 4, quads))
+        # STEP_GRADS_HALVED: half the rows per trip, or half the features where the rows are at their least
+        least_quads, least_features = (MIN_DOT // 4, MIN_DOT) if use_dot else (1, 1)
+        if grads_block_q // 2 >= least_quads:
+            grads_block_q //= 2
+        elif block_n // 2 >= least_features:
+            grads_block_n //= 2
+        tile += (f"; weight gradients: {grads_block_n} features x {4 * grads_block_q} rows per tile, "
+                 f"summed over {4 * split_quads} rows per program")
     return Plan(strategy, use_dot, n_pad, m_pad, block_n, rows // 4, num_warps, reduce_block_n, precision,
-                f"{why}; {path}, {tile}")
+                f"{why}; {path}, {tile}", split_quads=split_quads, grads_block_n=grads_block_n,
+                grads_block_q=grads_block_q,
+                max_registers=(STEP_DOT_MAX_REGISTERS if use_dot else STEP_MAX_REGISTERS) if strategy == "step" else None)

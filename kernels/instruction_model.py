@@ -24,28 +24,33 @@ import json
 import math
 from collections import defaultdict
 
-KERNELS = ("warp_run", "persistent_run", "step_partials", "reduce_update")
+KERNELS = ("warp_run", "persistent_run", "step_hidden", "step_grads", "reduce_update")
 FEATURES = {
     # "feature quads": a (row-quad, feature) pair: its Philox call and its four rows' elementwise work, which
     # always come together (as separate features they were collinear)
     "warp_run": ("feature quads", "multiply-adds", "hidden lanes", "parameters", "constant"),
     "persistent_run": ("feature quads", "multiply-adds", "hidden lanes", "per-quad sums", "constant"),
-    "step_partials": ("feature quads", "multiply-adds", "hidden lanes", "partials", "constant"),
-    "reduce_update": ("partials read", "parameters"),
+    "step_hidden": ("feature quads", "multiply-adds", "hidden lanes", "constant"),
+    "step_grads": ("feature quads", "multiply-adds", "hidden lanes", "partials", "constant"),
+    "reduce_update": ("partials read", "parameters", "splits", "constant"),
 }
 
-# Fitted with ``--fit`` on the sm_90 binaries of the full compile tables of
-# 2026-12-02 (triton 3.9.0; benchmarks/results/compile-full-*-2026-12-02.txt):
-# warp_run 169 binaries, persistent_run 337, step_partials 268 and
-# reduce_update 144 (register path).  Per thread per step.  |error| on them
-# (max; sm_80, held out, in brackets): warp_run 9.3% (12.0%), persistent_run
-# 33% (33%), step_partials 28% (34%), reduce_update 84% (85%; median 21%: its
-# loop count per binary is only known from the reports' first workload).
+# Fitted with ``--fit`` on the sm_90 binaries of the full compile tables
+# (triton 3.9.0; benchmarks/results/compile-full-*-2026-12-02.txt and
+# compile-full-step-2026-12-03.txt), register path, per thread per step:
+# warp_run 169 binaries, persistent_run 337 (2026-12-02), step_hidden 268,
+# step_grads 240 and reduce_update 172 (2026-12-03).  |error| on them (max;
+# sm_80, held out, in brackets): warp_run 9.3% (12.0%), persistent_run 33%
+# (33%), step_hidden 34% (37%), step_grads 41% (43%), reduce_update 57%
+# (165%, median 79%: ptxas emits about half as many instructions for it on
+# sm_80 as on sm_90, 350 against 845 for 2→1, so a fit to sm_90 cannot
+# hold for sm_80; the time model is for an H100).
 COEFFICIENTS = {
     "warp_run": (114.093, 4.193, 0.0, 114.641, 432.318),
     "persistent_run": (133.7, 8.806, 37.899, 2.229, 40.029),
-    "step_partials": (93.461, 45.698, 21.796, 0.0, 471.522),
-    "reduce_update": (4.817, 1529.717),
+    "step_hidden": (104.256, 6.713, 0.0, 263.992),
+    "step_grads": (165.125, 8.725, 0.0, 0.0, 563.087),
+    "reduce_update": (12.18, 3.045, 205.657, 51.414),
 }
 
 
@@ -58,16 +63,19 @@ def threads_and_programs(kernel: str, n_features: int, plan, batch_size: int) ->
     """(threads per program, programs per instance) of ``kernel`` as launched for ``plan``."""
     if kernel in ("warp_run", "persistent_run"):
         return 32 * plan.num_warps, 1
-    if kernel == "step_partials":
-        return 32 * plan.num_warps, -(-(-(-batch_size // 4)) // plan.block_q)
+    quads = -(-batch_size // 4)
+    if kernel == "step_hidden":
+        return 32 * plan.num_warps, -(-quads // plan.block_q)
+    if kernel == "step_grads":
+        return 32 * plan.num_warps, -(-n_features // plan.grads_block_n) * -(-quads // plan.split_quads)
     return 128, -(-n_features // plan.reduce_block_n)
 
 
 def features(kernel: str, n_features: int, n_hidden: int, batch_size: int, model: str, plan,
-             batch_blocks: int | None = None) -> list[float]:
+             splits: int | None = None) -> list[float]:
     """The work one thread of ``kernel`` is handed per training step, in the order of ``FEATURES[kernel]``.
 
-    ``batch_blocks``: reduce_update's loop count where it is known (a compile
+    ``splits``: reduce_update's loop count where it is known (a compile
     report's trips), else the plan's.
     """
     n, m = n_features, n_hidden
@@ -83,15 +91,20 @@ def features(kernel: str, n_features: int, n_hidden: int, batch_size: int, model
         chunks = -(-quads // block_q)
         return [chunks * share(n_pad * block_q), chunks * 4 * share(n_pad * m_pad * block_q),
                 chunks * 4 * share(m_pad * block_q), share((matrices * n_pad * m_pad + n_pad) * block_q), 1]
-    if kernel == "step_partials":  # three passes over the feature tiles, x drawn in each
+    if kernel == "step_hidden":  # two passes over the feature tiles (a; z, gh), x drawn in each
         block_n, m_pad, rows = plan.block_n, plan.m_pad, 4 * plan.block_q
         tiles = -(-n // block_n)
-        return [3 * tiles * share(block_n * plan.block_q), tiles * share(block_n * m_pad * rows), share(m_pad * rows),
-                tiles * share(matrices * block_n * m_pad + block_n), 1]
+        return [2 * tiles * share(block_n * plan.block_q), 3 * tiles * share(block_n * m_pad * rows),
+                share(m_pad * rows), 1]
+    if kernel == "step_grads":  # a loop over the split's rows: x drawn, a and gh read, z; h gᵀ, x ghᵀ
+        block_n, m_pad, rows = plan.grads_block_n, plan.m_pad, 4 * plan.grads_block_q
+        trips = plan.split_quads // plan.grads_block_q
+        return [trips * share(block_n * plan.grads_block_q), 3 * trips * share(block_n * m_pad * rows),
+                trips * share(m_pad * rows), share(matrices * block_n * m_pad + block_n), 1]
     if kernel == "reduce_update":
-        batch_blocks = -(-quads // plan.block_q) if batch_blocks is None else batch_blocks
+        splits = -(-quads // plan.split_quads) if splits is None else splits
         parameters = share(matrices * plan.reduce_block_n * plan.m_pad + plan.reduce_block_n)
-        return [batch_blocks * parameters, parameters]
+        return [splits * parameters, parameters, splits, 1]
     raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
 
 
@@ -132,14 +145,15 @@ def _plan_of_row(row: dict, n: int, m: int, model: str, batch_size: int):
     plan = plan_for(n, m, batch_size, strategy, model=model)
     if row["kernel"] == "reduce_update":
         return dataclasses.replace(plan, reduce_block_n=c["n_pad"], m_pad=c["m_pad"])
-    return dataclasses.replace(plan, n_pad=c["n_pad"] if row["kernel"] != "step_partials" else plan.n_pad,
+    if row["kernel"] == "step_grads":
+        return dataclasses.replace(plan, grads_block_n=c["n_pad"], m_pad=c["m_pad"], grads_block_q=c["block_q"],
+                                   num_warps=c["warps"])
+    return dataclasses.replace(plan, n_pad=c["n_pad"] if row["kernel"] != "step_hidden" else plan.n_pad,
                                block_n=c["n_pad"], m_pad=c["m_pad"], block_q=c["block_q"], num_warps=c["warps"])
 
 
 def samples(reports: list[dict], arch: int) -> dict[str, list[tuple[list[float], float, str]]]:
     """Per kernel: (features, SASS instructions per thread per step, label) of every register-path binary."""
-    from fastsup.kernels.dispatch import plan_for
-
     out = defaultdict(list)
     seen = set()
     for report in reports:
@@ -153,14 +167,9 @@ def samples(reports: list[dict], arch: int) -> dict[str, list[tuple[list[float],
                 continue
             seen.add(key)
             plan = _plan_of_row(row, n, m, model, batch_size)
-            batch_blocks = None
-            if row["kernel"] == "reduce_update":
-                if "trips" in row["sass"]:
-                    batch_blocks = row["sass"]["trips"][0]
-                elif plan_for(n, m, batch_size, "step", "tf32", model=model).use_dot:
-                    continue  # a report without trips: its first workload's loop count is the register
-                    # plan's or the tf32 plan's, and the row does not say which
-            out[row["kernel"]].append((features(row["kernel"], n, m, batch_size, model, plan, batch_blocks),
+            # reduce_update's loop count: the trips the check counted (the plan's row splits)
+            splits = row["sass"]["trips"][0] if row["kernel"] == "reduce_update" else None
+            out[row["kernel"]].append((features(row["kernel"], n, m, batch_size, model, plan, splits),
                                        row["sass"]["per_thread_step"]["total"], row["shapes"][0]))
     return out
 
@@ -220,9 +229,11 @@ def main(argv=None) -> int:
         print(f"{kernel}: coefficients {dict(zip(FEATURES[kernel], coefficients))}")
         print(f"  fitted, sm_90: {summary(errors(rows, coefficients))}")
         print(f"  held out, sm_80: {summary(errors(held_out.get(kernel, []), coefficients))}")
-        current = COEFFICIENTS[kernel]
-        if current:
+        current = COEFFICIENTS.get(kernel)
+        if current and len(current) == len(coefficients):
             print(f"  COEFFICIENTS in use, sm_90: {summary(errors(rows, current))}")
+        elif current:
+            print(f"  COEFFICIENTS in use have {len(current)} terms for {len(coefficients)} features: refit")
     return 0
 
 

@@ -71,14 +71,13 @@ def _triton(s: Shape, strategy: str) -> Prediction:
     plan = plan_for(s.n_features, s.n_hidden, s.batch_size, strategy, model=s.model)
     counts = cost_model.cost(s, f"triton_{plan.strategy}", plan)
     memory = counts.bytes_per_step_amortised / H100_SXM_HBM_BYTES_PER_S
+    kernels = [_kernel_seconds(kernel, s, plan) for kernel in plan.kernels]
+    compute, detail = sum(seconds for seconds, _ in kernels), "; then ".join(detail for _, detail in kernels)
     if plan.strategy == "persistent":
-        compute, detail = _kernel_seconds(plan.kernel, s, plan)
         return Prediction("triton_persistent", max(compute, memory), detail)
-    partials, detail = _kernel_seconds("step_partials", s, plan)
-    update, _ = _kernel_seconds("reduce_update", s, plan)
-    # three graph nodes per step: two kernels and the step counter's add
-    seconds = max(partials + update, memory) + 3 * GRAPH_KERNEL_SECONDS
-    return Prediction("triton_step", seconds, f"{detail}; then reduce_update")
+    # a graph node per kernel, and the step counter's add
+    seconds = max(compute, memory) + (len(kernels) + 1) * GRAPH_KERNEL_SECONDS
+    return Prediction("triton_step", seconds, detail)
 
 
 def _torch_eager(s: Shape) -> Prediction:

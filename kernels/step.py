@@ -1,18 +1,25 @@
-"""Fused training step: two launches per step, any size, no float atomics.
+"""Fused training step for shapes too big to keep on chip: three launches per step, no float atomics.
 
-1. ``step_partials_kernel``, grid ``(I, batch blocks)``: a program samples its
-   block of ``4 * BLOCK_Q`` rows with Philox, runs forward, loss and backward
-   with the features tiled by ``BLOCK_N``, and writes its partial gradients.
-   The hidden pre-activation needs every feature before the output can be
-   formed, and dW₁ needs the complete hidden gradient, so the features are
-   visited three times (a, then z/g/gh/dW₂/db, then dW₁), re-drawing x from
-   Philox each time rather than keeping it: x is never stored.
-2. ``reduce_update_kernel``, grid ``(I, feature blocks)``: sums the partials
-   over batch blocks in a fixed order (deterministic) and applies AdamW/Adam
-   with the step's schedule values.
+1. ``step_hidden_kernel``, grid ``(I, batch blocks)``: a program samples its
+   block of ``4 * BLOCK_Q`` rows with Philox and runs the forward pass and
+   the loss with the features tiled by ``BLOCK_N``.  The hidden
+   pre-activation needs every feature before any output can be formed, and
+   the hidden gradient gh = Σ_f dec[:, f] g[f, :] every feature's output
+   gradient, so the features are visited twice (a, then z/g/gh), x re-drawn
+   from Philox each time rather than kept.  It writes a and gh, ``[m, B]``
+   per instance, and the block's loss.
+2. ``step_grads_kernel``, grid ``(I, feature blocks, row splits)``: a program
+   owns ``BLOCK_N`` features and sums their weight gradients (x ghᵀ, h gᵀ
+   and g) over a split of ``split_quads`` row-quads, drawing x once more and
+   recomputing its features' outputs from h, so g is never stored.  The sums
+   over the batch stay in the program: the partial gradients are one copy
+   of W per split (a split is hundreds of rows), not one per batch block.
+3. ``reduce_update_kernel``, grid ``(I, feature blocks)``: sums the splits in
+   a fixed order (deterministic) and applies AdamW/Adam with the step's
+   schedule values.
 
-The step index lives in a device tensor read by both kernels (and advanced by
-the launcher with an in-place add), so a step is three device operations with
+The step index lives in a device tensor read by the kernels (and advanced by
+the launcher with an in-place add), so a step is four device operations with
 fixed arguments: capturable in a CUDA graph.
 """
 
@@ -73,7 +80,7 @@ def _sample_rows(p_ptr, inv_p_ptr, vec_base, features, f_mask, row_valid, seed_l
 
 
 @triton.jit(do_not_specialize=["seed_lo", "seed_hi"])
-def step_partials_kernel(
+def step_hidden_kernel(
     enc_ptr,  # fp32 [I, n, m]: W or W1
     dec_ptr,  # fp32 [I, m, n]: W2 (abs only)
     b_ptr,  # fp32 [I, n]
@@ -83,9 +90,8 @@ def step_partials_kernel(
     ids_ptr,  # int64 [I]
     step_ptr,  # int64 [1]: the step being trained (Philox counter word c2)
     loss_part_ptr,  # fp32 [I, NB]: Σ I_f (y - t)² over the block's rows
-    d_enc_part_ptr,  # fp32 [I, NB, n, m]
-    d_dec_part_ptr,  # fp32 [I, NB, m, n]
-    db_part_ptr,  # fp32 [I, NB, n]
+    a_ptr,  # fp32 [I, m, B]: hidden pre-activation a
+    gh_ptr,  # fp32 [I, m, B]: its gradient dL/da
     seed_lo,  # scalar: seed mod 2**32
     seed_hi,  # scalar: seed >> 32
     n_features,  # scalar: n
@@ -114,7 +120,6 @@ def step_partials_kernel(
     k64 = k.to(tl.int64)
     mat_base = k64 * n_features * n_hidden
     vec_base = k64 * n_features
-    part_base = (k64 * n_blocks + block) * n_features * n_hidden
 
     # pass 1: hidden pre-activation a = Σ_f W[f, :] x[f, :]
     a = tl.zeros([M_PAD, 4 * BLOCK_Q], dtype=tl.float32)
@@ -126,7 +131,7 @@ def step_partials_kernel(
         a += contract(_load_enc(enc_ptr, mat_base, features, hidden, n_features, n_hidden), x, USE_DOT, PRECISION)
     h = hidden_activation(a, MODEL)
 
-    # pass 2: outputs, loss, output gradient g, dW2 (or the Wᵀ part of dW), db, and gh = Σ_f dec[:, f] g[f, :]
+    # pass 2: outputs, loss, output gradient g and gh = Σ_f dec[:, f] g[f, :]
     loss = 0.0
     gh = tl.zeros([M_PAD, 4 * BLOCK_Q], dtype=tl.float32)
     for f0 in range(0, n_features, BLOCK_N):
@@ -141,22 +146,97 @@ def step_partials_kernel(
         row_loss, g = output_loss_grad(z, x, row_valid, imp, grad_scale, threshold, MODEL, ACT)
         loss += tl.sum(row_loss, axis=0)
         gh += contract(tl.trans(dec), g, USE_DOT, PRECISION)
-        d_dec = outer(h, g, USE_DOT, PRECISION)  # [M_PAD, BLOCK_N]
-        dec_mask = (hidden < n_hidden)[:, None] & f_mask[None, :]
-        tl.store(d_dec_part_ptr + part_base + hidden[:, None] * n_features + features[None, :], d_dec, mask=dec_mask)
-        tl.store(db_part_ptr + (k64 * n_blocks + block) * n_features + features, tl.sum(g, axis=1), mask=f_mask)
     gh = hidden_grad(gh, a, MODEL)
 
-    # pass 3: dW1 (or the x-side part of dW) = x ghᵀ
-    for f0 in range(0, n_features, BLOCK_N):
-        features = f0 + tl.arange(0, BLOCK_N)
-        f_mask = features < n_features
+    hidden_offsets = k64 * n_hidden * batch_size + hidden[:, None] * batch_size + rows[None, :]
+    hidden_mask = (hidden < n_hidden)[:, None] & row_valid[None, :]
+    tl.store(a_ptr + hidden_offsets, a, mask=hidden_mask)
+    tl.store(gh_ptr + hidden_offsets, gh, mask=hidden_mask)
+    tl.store(loss_part_ptr + k64 * n_blocks + block, loss)
+
+
+@triton.jit(do_not_specialize=["seed_lo", "seed_hi"])
+def step_grads_kernel(
+    enc_ptr,  # fp32 [I, n, m]: W or W1 (tied models read their decoder Wᵀ from it)
+    dec_ptr,  # fp32 [I, m, n]: W2 (abs only)
+    b_ptr,  # fp32 [I, n]
+    p_ptr,  # fp32 [I, n]
+    inv_p_ptr,  # fp32 [I, n]
+    imp_ptr,  # fp32 [I, n]
+    ids_ptr,  # int64 [I]
+    step_ptr,  # int64 [1]
+    a_ptr,  # fp32 [I, m, B]: from step_hidden_kernel
+    gh_ptr,  # fp32 [I, m, B]: from step_hidden_kernel
+    d_enc_part_ptr,  # fp32 [I, S, n, m]: Σ x ghᵀ over the split's rows (tied: plus (h gᵀ)ᵀ, the whole dW)
+    d_dec_part_ptr,  # fp32 [I, S, m, n]: Σ h gᵀ (abs only)
+    db_part_ptr,  # fp32 [I, S, n]: Σ g
+    seed_lo,  # scalar: seed mod 2**32
+    seed_hi,  # scalar: seed >> 32
+    n_features,  # scalar: n
+    n_hidden,  # scalar: m
+    batch_size,  # scalar: B
+    split_quads,  # scalar: row-quads per split, a multiple of BLOCK_Q
+    threshold,  # fp32 scalar
+    grad_scale,  # fp32 scalar: 2 / (B n)
+    MODEL: tl.constexpr,
+    ACT: tl.constexpr,
+    SIGNED: tl.constexpr,
+    BLOCK_N: tl.constexpr,  # features of the program
+    M_PAD: tl.constexpr,
+    BLOCK_Q: tl.constexpr,  # row-quads per trip of the row loop
+    USE_DOT: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    k = tl.program_id(0)
+    fb = tl.program_id(1)
+    split = tl.program_id(2)
+    n_splits = tl.num_programs(2)
+    instance = tl.load(ids_ptr + k)
+    step = tl.load(step_ptr)
+    features = fb * BLOCK_N + tl.arange(0, BLOCK_N)
+    f_mask = features < n_features
+    hidden = tl.arange(0, M_PAD)
+    h_mask = hidden < n_hidden
+    k64 = k.to(tl.int64)
+    mat_base = k64 * n_features * n_hidden
+    vec_base = k64 * n_features
+    hidden_base = k64 * n_hidden * batch_size
+    # the block's own decoder columns are all z needs: its rows' outputs are recomputed, never stored
+    dec = _load_dec(enc_ptr, dec_ptr, mat_base, features, hidden, n_features, n_hidden, MODEL)  # [M_PAD, BLOCK_N]
+    b = tl.load(b_ptr + vec_base + features, mask=f_mask, other=0.0)
+    imp = tl.load(imp_ptr + vec_base + features, mask=f_mask, other=0.0)
+
+    d_enc = tl.zeros([BLOCK_N, M_PAD], dtype=tl.float32)
+    d_dec = tl.zeros([M_PAD, BLOCK_N], dtype=tl.float32)
+    db = tl.zeros([BLOCK_N], dtype=tl.float32)
+    first_quad = split * split_quads
+    for q0 in range(first_quad, tl.minimum(first_quad + split_quads, tl.cdiv(batch_size, 4)), BLOCK_Q):
+        quads = q0 + tl.arange(0, BLOCK_Q)
+        rows = 4 * tl.cast(q0, tl.int64) + tl.arange(0, 4 * BLOCK_Q)  # tl.cast: q0 is a Python int when interpreted
+        row_valid = rows < batch_size
         x = _sample_rows(p_ptr, inv_p_ptr, vec_base, features, f_mask, row_valid, seed_lo, seed_hi, instance, step,
                          quads, SIGNED)
-        d_enc = outer(x, gh, USE_DOT, PRECISION)  # [BLOCK_N, M_PAD]
-        enc_mask = f_mask[:, None] & (hidden < n_hidden)[None, :]
-        tl.store(d_enc_part_ptr + part_base + features[:, None] * n_hidden + hidden[None, :], d_enc, mask=enc_mask)
-    tl.store(loss_part_ptr + k64 * n_blocks + block, loss)
+        hidden_offsets = hidden_base + hidden[:, None] * batch_size + rows[None, :]
+        hidden_mask = h_mask[:, None] & row_valid[None, :]
+        h = hidden_activation(tl.load(a_ptr + hidden_offsets, mask=hidden_mask, other=0.0), MODEL)
+        gh = tl.load(gh_ptr + hidden_offsets, mask=hidden_mask, other=0.0)
+        z = contract(dec, h, USE_DOT, PRECISION) + b[:, None]
+        _, g = output_loss_grad(z, x, row_valid, imp, grad_scale, threshold, MODEL, ACT)
+        d_dec += outer(h, g, USE_DOT, PRECISION)
+        db += tl.sum(g, axis=1)
+        d_enc += outer(x, gh, USE_DOT, PRECISION)
+
+    part = k64 * n_splits + split
+    enc_mask = f_mask[:, None] & h_mask[None, :]
+    if MODEL == ABS:
+        dec_mask = h_mask[:, None] & f_mask[None, :]
+        dec_offsets = part * n_features * n_hidden + hidden[:, None] * n_features + features[None, :]
+        tl.store(d_dec_part_ptr + dec_offsets, d_dec, mask=dec_mask)
+    else:
+        d_enc += tl.trans(d_dec)  # W is both encoder and decoder
+    enc_offsets = part * n_features * n_hidden + features[:, None] * n_hidden + hidden[None, :]
+    tl.store(d_enc_part_ptr + enc_offsets, d_enc, mask=enc_mask)
+    tl.store(db_part_ptr + part * n_features + features, db, mask=f_mask)
 
 
 @triton.jit
@@ -182,14 +262,15 @@ def reduce_update_kernel(
     m_dec_ptr, v_dec_ptr,  # fp32 [I, m, n]: Adam moments of W2 (abs only)
     m_b_ptr, v_b_ptr,  # fp32 [I, n]
     loss_part_ptr,  # fp32 [I, NB]
-    d_enc_part_ptr,  # fp32 [I, NB, n, m]
-    d_dec_part_ptr,  # fp32 [I, NB, m, n]
-    db_part_ptr,  # fp32 [I, NB, n]
+    d_enc_part_ptr,  # fp32 [I, S, n, m]
+    d_dec_part_ptr,  # fp32 [I, S, m, n] (abs only)
+    db_part_ptr,  # fp32 [I, S, n]
     loss_ptr,  # fp32 [I]: this step's loss, written by feature block 0
     lr_ptr, wd_ptr,  # fp32 [I]
     step_ptr,  # int64 [1]
     scale_ptr, bc1_ptr, bc2_sqrt_ptr,  # fp32 [steps]
-    n_blocks,  # scalar: NB, batch blocks of the partials kernel
+    n_blocks,  # scalar: NB, batch blocks of step_hidden_kernel
+    n_splits,  # scalar: S, row splits of step_grads_kernel
     n_features, n_hidden,  # scalars
     one_minus_beta1, beta2, one_minus_beta2, eps,  # fp32 scalars, host-computed (KernelInputs)
     loss_scale,  # fp32 scalar: 1 / (B n)
@@ -197,6 +278,7 @@ def reduce_update_kernel(
     DECOUPLED: tl.constexpr,
     BLOCK_N: tl.constexpr,
     M_PAD: tl.constexpr,
+    BLOCKS_PER_SPLIT: tl.constexpr,  # batch blocks of step_hidden_kernel per row split: split_quads // block_q
 ):
     k = tl.program_id(0)
     fb = tl.program_id(1)
@@ -209,24 +291,22 @@ def reduce_update_kernel(
     dec_mask = (hidden < n_hidden)[:, None] & f_mask[None, :]
     enc_offsets = features[:, None] * n_hidden + hidden[None, :]  # [BLOCK_N, M_PAD]
     dec_offsets = hidden[:, None] * n_features + features[None, :]  # [M_PAD, BLOCK_N]
-    dec_as_enc_offsets = features[:, None] + hidden[None, :] * n_features  # d_dec read transposed
     mat = n_features * n_hidden
 
     d_enc = tl.zeros([BLOCK_N, M_PAD], dtype=tl.float32)
     d_dec = tl.zeros([M_PAD, BLOCK_N], dtype=tl.float32)
     db = tl.zeros([BLOCK_N], dtype=tl.float32)
-    for block in range(n_blocks):
-        part = (k64 * n_blocks + block)
+    loss = 0.0
+    for split in range(n_splits):
+        part = (k64 * n_splits + split)
         d_enc += tl.load(d_enc_part_ptr + part * mat + enc_offsets, mask=enc_mask, other=0.0)
         if MODEL == ABS:
             d_dec += tl.load(d_dec_part_ptr + part * mat + dec_offsets, mask=dec_mask, other=0.0)
-        else:
-            d_enc += tl.load(d_dec_part_ptr + part * mat + dec_as_enc_offsets, mask=enc_mask, other=0.0)
         db += tl.load(db_part_ptr + part * n_features + features, mask=f_mask, other=0.0)
+        # the batch blocks of the split's rows (a split is a whole number of them)
+        blocks = tl.cast(split, tl.int64) * BLOCKS_PER_SPLIT + tl.arange(0, BLOCKS_PER_SPLIT)
+        loss += tl.sum(tl.load(loss_part_ptr + k64 * n_blocks + blocks, mask=blocks < n_blocks, other=0.0))
     if fb == 0:
-        loss = 0.0
-        for block in range(n_blocks):
-            loss += tl.load(loss_part_ptr + k64 * n_blocks + block)
         tl.store(loss_ptr + k, loss * loss_scale)
 
     lr, bc1, bc2_sqrt = step_schedule(tl.load(lr_ptr + k), step, scale_ptr, bc1_ptr, bc2_sqrt_ptr)
@@ -238,7 +318,7 @@ def reduce_update_kernel(
     if MODEL == ABS:
         _update_stored(dec_ptr + base + dec_offsets, m_dec_ptr + base + dec_offsets, v_dec_ptr + base + dec_offsets,
                        dec_mask, d_dec, lr, wd, one_minus_beta1, beta2, one_minus_beta2, eps, bc1, bc2_sqrt,
-                   DECOUPLED)
+                       DECOUPLED)
     vec = k64 * n_features + features
     _update_stored(b_ptr + vec, m_b_ptr + vec, v_b_ptr + vec, f_mask, db, lr, wd, one_minus_beta1, beta2,
                    one_minus_beta2, eps, bc1, bc2_sqrt, DECOUPLED)
@@ -255,30 +335,56 @@ class StepBuffers:
 
     moments: Moments
     loss_part: torch.Tensor  # [I, NB]
-    d_enc_part: torch.Tensor  # [I, NB, n, m]
-    d_dec_part: torch.Tensor  # [I, NB, m, n]
-    db_part: torch.Tensor  # [I, NB, n]
+    a: torch.Tensor  # [I, m, B]: hidden pre-activation
+    gh: torch.Tensor  # [I, m, B]: its gradient
+    d_enc_part: torch.Tensor  # [I, S, n, m]
+    d_dec_part: torch.Tensor  # [I, S, m, n] (abs), else 1 element
+    db_part: torch.Tensor  # [I, S, n]
     loss: torch.Tensor  # [I]: the last step's loss
     step_index: torch.Tensor  # int64 [1]: the step being trained
-    n_blocks: int  # NB: batch blocks of 4 * block_q rows
+    n_blocks: int  # NB: batch blocks of step_hidden_kernel, 4 * block_q rows each
+    n_splits: int  # S: row splits of step_grads_kernel, 4 * split_quads rows each
 
 
 def n_batch_blocks(batch_size: int, plan: Plan) -> int:
     return triton.cdiv(triton.cdiv(batch_size, 4), plan.block_q)
 
 
-def step_partials_args(inputs: KernelInputs, buffers: StepBuffers, plan: Plan) -> tuple[dict, dict]:
-    """``step_partials_kernel``'s arguments by name, and its launch options (the launcher's and the compile check's)."""
+def n_row_splits(batch_size: int, plan: Plan) -> int:
+    return triton.cdiv(triton.cdiv(batch_size, 4), plan.split_quads)
+
+
+def step_elements(n_features: int, n_hidden: int, batch_size: int, plan: Plan, abs_model: bool) -> int:
+    """fp32 elements of an instance's ``StepBuffers`` besides the moments (the chunk planner counts them)."""
+    nb, splits = n_batch_blocks(batch_size, plan), n_row_splits(batch_size, plan)
+    matrices = 2 if abs_model else 1
+    return nb + 2 * n_hidden * batch_size + splits * (matrices * n_features * n_hidden + n_features) + 1
+
+
+def _hidden_and_grads_args(inputs: KernelInputs, buffers: StepBuffers, plan: Plan) -> dict:
+    """The arguments ``step_hidden_kernel`` and ``step_grads_kernel`` share."""
     i = inputs
-    args = dict(
+    return dict(
         enc_ptr=i.enc, dec_ptr=i.dec, b_ptr=i.b, p_ptr=i.p, inv_p_ptr=i.inv_p, imp_ptr=i.importance,
-        ids_ptr=i.instance_ids, step_ptr=buffers.step_index, loss_part_ptr=buffers.loss_part,
-        d_enc_part_ptr=buffers.d_enc_part, d_dec_part_ptr=buffers.d_dec_part, db_part_ptr=buffers.db_part,
+        ids_ptr=i.instance_ids, step_ptr=buffers.step_index, a_ptr=buffers.a, gh_ptr=buffers.gh,
         seed_lo=i.seed_lo, seed_hi=i.seed_hi, n_features=i.n_features, n_hidden=i.n_hidden, batch_size=i.batch_size,
         threshold=i.threshold, grad_scale=i.grad_scale,
         MODEL=i.model, ACT=i.activation, SIGNED=i.signed, BLOCK_N=plan.block_n, M_PAD=plan.m_pad,
         BLOCK_Q=plan.block_q, USE_DOT=plan.use_dot, PRECISION=plan.precision,
     )
+
+
+def step_hidden_args(inputs: KernelInputs, buffers: StepBuffers, plan: Plan) -> tuple[dict, dict]:
+    """``step_hidden_kernel``'s arguments by name, and its launch options (the launcher's and the compile check's)."""
+    args = dict(_hidden_and_grads_args(inputs, buffers, plan), loss_part_ptr=buffers.loss_part)
+    return args, plan.launch_options()
+
+
+def step_grads_args(inputs: KernelInputs, buffers: StepBuffers, plan: Plan) -> tuple[dict, dict]:
+    """``step_grads_kernel``'s arguments by name, and its launch options (the launcher's and the compile check's)."""
+    args = dict(_hidden_and_grads_args(inputs, buffers, plan), d_enc_part_ptr=buffers.d_enc_part,
+                d_dec_part_ptr=buffers.d_dec_part, db_part_ptr=buffers.db_part, split_quads=plan.split_quads,
+                BLOCK_N=plan.grads_block_n, BLOCK_Q=plan.grads_block_q)
     return args, plan.launch_options()
 
 
@@ -291,14 +397,15 @@ def reduce_update_args(inputs: KernelInputs, buffers: StepBuffers, plan: Plan) -
         d_enc_part_ptr=buffers.d_enc_part, d_dec_part_ptr=buffers.d_dec_part, db_part_ptr=buffers.db_part,
         loss_ptr=buffers.loss, lr_ptr=i.lr, wd_ptr=i.weight_decay, step_ptr=buffers.step_index, scale_ptr=i.scale,
         bc1_ptr=i.bias_correction1, bc2_sqrt_ptr=i.bias_correction2_sqrt, n_blocks=buffers.n_blocks,
-        n_features=i.n_features, n_hidden=i.n_hidden, one_minus_beta1=i.one_minus_beta1, beta2=i.beta2,
-        one_minus_beta2=i.one_minus_beta2, eps=i.eps, loss_scale=i.grad_scale * 0.5,
+        n_splits=buffers.n_splits, n_features=i.n_features, n_hidden=i.n_hidden, one_minus_beta1=i.one_minus_beta1,
+        beta2=i.beta2, one_minus_beta2=i.one_minus_beta2, eps=i.eps, loss_scale=i.grad_scale * 0.5,
         MODEL=i.model, DECOUPLED=i.decoupled, BLOCK_N=plan.reduce_block_n, M_PAD=plan.m_pad,
+        BLOCKS_PER_SPLIT=plan.split_quads // plan.block_q,
     )
     return args, dict(num_warps=4)  # a [reduce_block_n, m_pad] tile of at most REDUCE_TILE_LIMIT elements
 
 
-# Steps per CUDA graph at most (three kernel nodes each): a graph's instantiation time and
+# Steps per CUDA graph at most (four kernel nodes each): a graph's instantiation time and
 # memory grow with its nodes, so a longer window replays this one repeatedly (a bound
 # chosen, not measured).
 GRAPH_STEPS = 256
@@ -309,7 +416,7 @@ class FusedStepTrainer:
     ``fastsup.backends.base``).
 
     On CUDA a window of steps runs from a CUDA graph of its launches: host
-    time per step is then one replay's share instead of three launches (about
+    time per step is then one replay's share instead of four operations (about
     20–40 µs of Python and driver work per step, for a few µs of GPU work at
     small shapes; an estimate, not measured).  A window length is recorded the
     second time it comes (the regular ``log_every`` windows): a length seen
@@ -321,29 +428,32 @@ class FusedStepTrainer:
     def __init__(self, inputs: KernelInputs, plan: Plan):
         self.inputs, self.plan = inputs, plan
         I, n, m = inputs.n_instances, inputs.n_features, inputs.n_hidden
-        nb = n_batch_blocks(inputs.batch_size, plan)
+        B, nb, splits = inputs.batch_size, n_batch_blocks(inputs.batch_size, plan), n_row_splits(inputs.batch_size, plan)
         zeros = lambda *shape: torch.zeros(shape, dtype=torch.float32, device=inputs.enc.device)  # noqa: E731
         self.buffers = StepBuffers(
-            moments=Moments.zeros(inputs), loss_part=zeros(I, nb), d_enc_part=zeros(I, nb, n, m),
-            d_dec_part=zeros(I, nb, m, n), db_part=zeros(I, nb, n), loss=zeros(I),
-            step_index=torch.zeros(1, dtype=torch.int64, device=inputs.enc.device), n_blocks=nb,
+            moments=Moments.zeros(inputs), loss_part=zeros(I, nb), a=zeros(I, m, B), gh=zeros(I, m, B),
+            d_enc_part=zeros(I, splits, n, m), d_dec_part=zeros(I, splits, m, n) if inputs.abs_model else zeros(1),
+            db_part=zeros(I, splits, n), loss=zeros(I),
+            step_index=torch.zeros(1, dtype=torch.int64, device=inputs.enc.device), n_blocks=nb, n_splits=splits,
         )
         self.params = inputs.params()
-        self.partials = step_partials_args(inputs, self.buffers, plan)
+        self.hidden = step_hidden_args(inputs, self.buffers, plan)
+        self.grads = step_grads_args(inputs, self.buffers, plan)
         self.update = reduce_update_args(inputs, self.buffers, plan)
         self.window_lengths_seen: set[int] = set()
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}  # steps -> their recorded launches
 
     def launch(self) -> None:
-        """The step's three device operations, with fixed arguments: what a CUDA graph would capture."""
-        i = self.inputs
-        args, options = self.partials
+        """The step's four device operations, with fixed arguments: what a CUDA graph would capture."""
+        i, b, plan = self.inputs, self.buffers, self.plan
         with on_device(i.enc):
-            step_partials_kernel[(i.n_instances, self.buffers.n_blocks)](**args, **options)
+            args, options = self.hidden
+            step_hidden_kernel[(i.n_instances, b.n_blocks)](**args, **options)
+            args, options = self.grads
+            step_grads_kernel[(i.n_instances, triton.cdiv(i.n_features, plan.grads_block_n), b.n_splits)](**args, **options)
             args, options = self.update
-            grid = (i.n_instances, triton.cdiv(i.n_features, self.plan.reduce_block_n))
-            reduce_update_kernel[grid](**args, **options)
-            self.buffers.step_index += 1
+            reduce_update_kernel[(i.n_instances, triton.cdiv(i.n_features, plan.reduce_block_n))](**args, **options)
+            b.step_index += 1
 
     def step(self, step: int, lr_scale: float) -> torch.Tensor:
         """One step (its index and lr live on the device: step counter and tables); a fresh ``[I]`` loss."""

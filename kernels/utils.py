@@ -4,8 +4,9 @@ The kernels and their launchers know only tensors and numbers: ``KernelInputs``
 is the whole of a run as the kernels see it.  ``fastsup.backends.triton_backend``
 builds it from a ``TrainConfig``; the compile check builds it with pointer
 placeholders in place of the tensors.  Every kernel's argument list is made by
-one builder beside the kernel (``persistent_run_args``, ``step_partials_args``,
-``reduce_update_args``), which both the launcher and the compile check call.
+one builder beside the kernel (``persistent_run_args``, ``step_hidden_args``,
+``step_grads_args``, ``reduce_update_args``), which both the launcher and the
+compile check call.
 """
 
 from __future__ import annotations

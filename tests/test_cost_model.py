@@ -29,10 +29,11 @@ HAS_TRITON = importlib.util.find_spec("triton") is not None
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _plan(strategy, n_pad, m_pad, block_n, block_q, use_dot=False):
+def _plan(strategy, n_pad, m_pad, block_n, block_q, use_dot=False, split_quads=64):
     """A dispatcher Plan stand-in, so the Triton counts are checked without triton."""
     return SimpleNamespace(strategy=strategy, n_pad=n_pad, m_pad=m_pad, block_n=block_n, block_q=block_q,
-                           use_dot=use_dot)
+                           use_dot=use_dot, reduce_block_n=block_n, split_quads=split_quads, grads_block_n=block_n,
+                           grads_block_q=block_q)
 
 
 TINY = Shape(n_features=5, n_hidden=2, n_instances=1, batch_size=4, steps=10, log_every=5)
@@ -109,16 +110,17 @@ def test_triton_persistent_by_hand():
 
 
 def test_triton_step_by_hand():
-    plan = _plan("step", n_pad=8, m_pad=2, block_n=8, block_q=1)
+    plan = _plan("step", n_pad=8, m_pad=2, block_n=8, block_q=1, split_quads=1)
     c = cost(TINY, "triton_step", plan=plan)
-    assert c.launches == 3  # partials, reduce/update, step_index += 1
-    assert c.contraction_flops == 10 * 4 * 8 * 2
-    assert c.philox_calls == 3 * 8  # x drawn in each of the three feature passes
-    partials = 4 * 1 * 1 * (2 * 10 + 5 + 1)  # [I, NB, n, m] x2 + [I, NB, n] + loss, NB = 1
-    stores = [op for op in c.ops if op.name.startswith("partials kernel: store")]
-    assert sum(op.written for op in stores) == partials
+    assert c.launches == 4  # hidden, grads, reduce/update, step_index += 1
+    assert c.contraction_flops == 2 * 6 * 4 * 8 * 2  # a, z, gh; z again, h gᵀ, x ghᵀ: 4 rows x 8 x 2 each
+    assert c.philox_calls == 3 * 8  # x drawn in both feature passes of the hidden kernel and in the grads kernel
+    written = lambda kernel: sum(op.written for op in c.ops if op.name.startswith(kernel))  # noqa: E731
+    assert written("hidden kernel") == 4 * (2 * 2 * 4 + 1)  # a and gh [I, m, B], the block's loss
+    partials = 4 * 1 * 1 * (10 + 5)  # [I, S, n, m] + [I, S, n], S = 1: tied, one matrix
+    assert written("grads kernel") == partials
     reduce = c.phase("reduce")
-    assert reduce.bytes_read == partials
+    assert reduce.bytes_read == partials + 4  # and the loss
     # update reads and writes W, b and their moments: 3 · 4 · (10 + 5) each way
     opt = c.phase("optimizer")
     assert opt.bytes_written == 3 * 4 * 15 + 4  # + the step's loss [I]
@@ -151,12 +153,12 @@ def test_batch_sized_traffic_scales_with_batch_and_instances(strategy):
     assert cost(Shape(5, 2, 200, 1024), strategy).flops / base.flops == pytest.approx(2.0, rel=1e-6)
 
 
-def test_step_partials_scale_with_batch_blocks():
-    plan = _plan("step", n_pad=8, m_pad=2, block_n=8, block_q=64)
-    one_block = cost(Shape(5, 2, 100, 256), "triton_step", plan=plan)
-    four_blocks = cost(Shape(5, 2, 100, 1024), "triton_step", plan=plan)
+def test_step_partials_scale_with_row_splits_not_batch_blocks():
+    plan = _plan("step", n_pad=8, m_pad=2, block_n=8, block_q=16, split_quads=64)  # 4 batch blocks per split
+    one_split = cost(Shape(5, 2, 100, 256), "triton_step", plan=plan)
+    four_splits = cost(Shape(5, 2, 100, 1024), "triton_step", plan=plan)
     stores = lambda c: sum(op.written for op in c.ops if "store partial" in op.name)  # noqa: E731
-    assert stores(four_blocks) == 4 * stores(one_block)
+    assert stores(four_splits) == 4 * stores(one_split) == 4 * 100 * (5 * 2 + 5) * 4
 
 
 def test_every_strategy_does_at_least_the_math():
@@ -266,21 +268,22 @@ def test_notebook_matches_traced_traffic():
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="needs triton (the dispatcher and the step launcher)")
-def test_step_partials_match_the_launcher_buffers():
+def test_step_stores_match_the_launcher_buffers():
     from fastsup.backends.triton_backend import kernel_inputs
     from fastsup.init import init_params
     from fastsup.kernels.dispatch import plan_for
     from fastsup.kernels.step import FusedStepTrainer
 
-    config = TrainConfig(n_features=20, n_hidden=5, n_instances=3, batch_size=100, steps=4, model="abs")
-    plan = plan_for(20, 5, 100, "step", model="relu_output")
+    config = TrainConfig(n_features=20, n_hidden=5, n_instances=3, batch_size=1000, steps=4, model="abs")
+    plan = plan_for(20, 5, 1000, "step", model="abs")
     inputs = kernel_inputs(config, init_params(config, "cpu"), [1.0] * config.steps, "cpu")
-    trainer = FusedStepTrainer(inputs, plan)
-    b = trainer.buffers
-    buffers = (b.d_enc_part, b.d_dec_part, b.db_part, b.loss_part)
+    b = FusedStepTrainer(inputs, plan).buffers
+    assert b.n_splits > 1 and b.n_blocks > b.n_splits  # the sizes are not the same count twice
     c = cost(config, "triton_step")
-    stores = sum(op.written for op in c.ops if "store partial" in op.name)
-    assert stores == sum(b.numel() * b.element_size() for b in buffers)
+    written = lambda kernel: sum(op.written for op in c.ops if op.name.startswith(kernel))  # noqa: E731
+    nbytes = lambda *tensors: sum(t.numel() * t.element_size() for t in tensors)  # noqa: E731
+    assert written("hidden kernel") == nbytes(b.a, b.gh, b.loss_part)
+    assert written("grads kernel") == nbytes(b.d_enc_part, b.d_dec_part, b.db_part)
     assert c.plan == plan
 
 

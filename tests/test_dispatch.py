@@ -18,14 +18,14 @@ def plan(n, m, model="relu_output", batch_size=1024):
 @pytest.mark.parametrize("n, m", [pytest.param(n, m, id=f"{n}to{m}") for n, m in [(12, 4), (10, 5), (20, 1), (20, 5)]])
 def test_abs_keeps_two_gradient_sums_so_it_gets_half_the_rows(n, m):
     tied, two_matrices = plan(n, m), plan(n, m, "abs")
-    assert tied.kernel == two_matrices.kernel == "persistent_run"
+    assert tied.kernels == two_matrices.kernels == ("persistent_run",)
     assert (two_matrices.n_pad, two_matrices.m_pad) == (tied.n_pad, tied.m_pad)
     assert two_matrices.block_q * 2 == tied.block_q
 
 
 @pytest.mark.parametrize("n, m", [pytest.param(64, 1, id="64to1"), pytest.param(100, 1, id="100to1")])
 def test_abs_outside_8_to_32_features_keeps_the_full_budget(n, m):
-    assert plan(n, m, "abs").kernel == "persistent_run"
+    assert plan(n, m, "abs").kernels == ("persistent_run",)
     assert plan(n, m, "abs").block_q == plan(n, m).block_q
 
 
@@ -41,10 +41,10 @@ def test_tiny_models_take_the_warp_kernel_at_their_exact_size(n, m, model):
 
     chosen = plan_for_auto(n, m, model)
     assert warp_words(n, m, model) <= WARP_REGISTER_WORDS
-    assert (chosen.kernel, chosen.strategy, chosen.n_pad, chosen.m_pad, chosen.num_warps) == ("warp_run", "persistent",
+    assert (chosen.kernels, chosen.strategy, chosen.n_pad, chosen.m_pad, chosen.num_warps) == (("warp_run",), "persistent",
                                                                                                n, m, 1)
-    assert plan(n, m, model).kernel == "warp_run"  # forced persistent: the same
-    assert plan_for_auto(n, m, model, "step").kernel == "step_partials"  # forced step: unchanged
+    assert plan(n, m, model).kernels == ("warp_run",)  # forced persistent: the same
+    assert plan_for_auto(n, m, model, "step").kernels == ("step_hidden", "step_grads", "reduce_update")  # forced step
 
 
 @pytest.mark.parametrize("n, m, model", [(13, 1, "relu_output"), (11, 1, "abs"), (10, 5, "relu_hidden"),
@@ -53,7 +53,29 @@ def test_past_the_warp_register_budget_the_tile_kernel_trains(n, m, model):
     from fastsup.kernels.dispatch import WARP_REGISTER_WORDS, warp_words
 
     assert warp_words(n, m, model) > WARP_REGISTER_WORDS
-    assert plan_for_auto(n, m, model).kernel == "persistent_run"
+    assert plan_for_auto(n, m, model).kernels == ("persistent_run",)
+
+
+STEP_SHAPES = [(400, 30, "relu_output", "ieee"), (100, 10, "abs", "ieee"), (5, 2, "linear", "ieee"),
+               (1000, 100, "relu_hidden", "ieee"), (400, 100, "relu_output", "tf32"), (100, 10, "relu_hidden", "tf32")]
+
+
+@pytest.mark.parametrize("n, m, model, precision", [pytest.param(*s, id=f"{s[0]}to{s[1]}-{s[2]}-{s[3]}")
+                                                    for s in STEP_SHAPES])
+@pytest.mark.parametrize("batch_size", [1024, 100, 4])
+def test_step_grads_take_half_the_product_and_whole_batch_blocks_per_split(n, m, model, precision, batch_size):
+    from fastsup.kernels.dispatch import MIN_DOT, SPLIT_ROWS, plan_for
+    from fastsup.kernels.step import n_row_splits
+
+    p = plan_for(n, m, batch_size, "step", precision, model=model)
+    assert p.grads_block_n * p.grads_block_q * 2 == p.block_n * p.block_q  # STEP_GRADS_HALVED
+    if p.use_dot:
+        assert min(p.grads_block_n, 4 * p.grads_block_q) >= MIN_DOT
+    # reduce_update sums the losses of split_quads // block_q batch blocks per split, and
+    # step_grads' row loop must end on a split's boundary
+    assert p.split_quads % p.block_q == 0 and p.split_quads % p.grads_block_q == 0
+    # one copy of the weight gradients per SPLIT_ROWS rows, not one per batch block
+    assert n_row_splits(batch_size, p) == {1024: 1024 // SPLIT_ROWS, 100: 1, 4: 1}[batch_size]
 
 
 def plan_for_auto(n, m, model, strategy="auto"):

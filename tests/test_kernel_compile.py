@@ -17,6 +17,7 @@ be compiled, and the variable must not be inherited.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -31,7 +32,7 @@ from conftest import HAS_TRITON
 pytestmark = pytest.mark.skipif(not HAS_TRITON, reason="needs triton (ptxas ships in its wheel)")
 
 ROOT = Path(__file__).resolve().parents[1]
-KERNELS = ("warp_run", "persistent_run", "step_partials", "reduce_update")
+KERNELS = ("warp_run", "persistent_run", "step_hidden", "step_grads", "reduce_update")
 MODELS = ("linear", "relu_output", "relu_hidden", "abs")
 ARCHS = (80, 90)
 SHARED_LIMIT = {80: 166_912, 90: 232_448}  # bytes a block may opt in to: A100, H100
@@ -78,12 +79,12 @@ def test_quick_check_covers_every_kernel_model_path_and_arch(quick_check):
         for arch in ARCHS:
             got = {r["config"]["model"] for r in rows if r["kernel"] == kernel and r["arch"] == arch}
             assert got == set(MODELS), f"{kernel} sm_{arch}: models {sorted(got)}"
-    # the step kernel on both paths; the persistent one on the register path (no paper size puts it on dots)
-    for arch in ARCHS:
-        paths = {(r["config"]["model"], r["config"]["dot"]) for r in rows
-                 if r["kernel"] == "step_partials" and r["arch"] == arch}
-        assert paths == {(model, dot) for model in MODELS for dot in (False, True)}, f"sm_{arch}: {sorted(paths)}"
-    for kernel in KERNELS[:3]:
+    # the step's sampling kernels on both paths; the persistent one on the register path (no paper size puts
+    # it on dots)
+    for kernel, arch in itertools.product(("step_hidden", "step_grads"), ARCHS):
+        paths = {(r["config"]["model"], r["config"]["dot"]) for r in rows if r["kernel"] == kernel and r["arch"] == arch}
+        assert paths == {(model, dot) for model in MODELS for dot in (False, True)}, f"{kernel} sm_{arch}: {sorted(paths)}"
+    for kernel in KERNELS:
         assert any(r["auto"] and r["kernel"] == kernel for r in rows), kernel
 
 
@@ -248,7 +249,14 @@ def test_signed_sampler_fma_is_only_the_exact_doubling(sampler_ptx):
 
 # The instruction model's worst relative error on the full compile tables it was fitted to (sm_90) and on the
 # same binaries for sm_80 (held out), rounded up: kernels/instruction_model.py's COEFFICIENTS say which tables.
-PREDICTION_TOLERANCE = {"warp_run": 0.15, "persistent_run": 0.35, "step_partials": 0.35, "reduce_update": 0.9}
+# Per arch: reduce_update compiles to about half the instructions on sm_80, so its sm_90 fit overshoots there.
+PREDICTION_TOLERANCE = {
+    "warp_run": {80: 0.15, 90: 0.15},
+    "persistent_run": {80: 0.35, 90: 0.35},
+    "step_hidden": {80: 0.4, 90: 0.4},
+    "step_grads": {80: 0.45, 90: 0.45},
+    "reduce_update": {80: 1.7, 90: 0.6},
+}
 
 
 @pytest.mark.slow
@@ -261,6 +269,7 @@ def test_instruction_model_predicts_the_compiled_sass(quick_check):
     for arch in ARCHS:
         for kernel, rows in samples([report], arch).items():
             for error, (_, sass, label) in zip(errors(rows, COEFFICIENTS[kernel]), rows):
-                assert abs(error) <= PREDICTION_TOLERANCE[kernel], f"{kernel} sm_{arch} {label}: {sass} SASS, {error:+.1%}"
+                assert abs(error) <= PREDICTION_TOLERANCE[kernel][arch], \
+                    f"{kernel} sm_{arch} {label}: {sass} SASS, {error:+.1%}"
             checked.add(kernel)
     assert checked == set(PREDICTION_TOLERANCE)

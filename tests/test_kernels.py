@@ -102,6 +102,22 @@ def test_step_kernel_with_feature_tiles_matches_torch_backend(overrides):
     _compare(overrides, "step")
 
 
+# 20→8 at B = 37 is 10 row-quads in batch blocks of 4: 16-row splits are one
+# block each, the last one cut short (2 quads); 32-row splits are two blocks
+# and two trips of the row loop, the last split one trip over half a block.
+@pytest.mark.parametrize("split_rows", [16, 32], ids=["split16-three-splits", "split32-two-trips-each"])
+def test_step_kernel_with_row_splits_matches_torch_backend(split_rows, monkeypatch):
+    from fastsup.kernels import dispatch
+    from fastsup.kernels.step import n_batch_blocks, n_row_splits
+
+    monkeypatch.setattr(dispatch, "SPLIT_ROWS", split_rows)
+    overrides = dict(model="relu_output", n_features=20, n_hidden=8, importance=1.0, batch_size=37)
+    plan = dispatch.plan_for(20, 8, 37, "step", model="relu_output")
+    assert (n_batch_blocks(37, plan), n_row_splits(37, plan), plan.split_quads) == (3, 3 if split_rows == 16 else 2,
+                                                                                   split_rows // 4)
+    _compare(overrides, "step")
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_one_update_matches_torch_backend_to_fp32_rounding(strategy, monkeypatch):
     """After one step the weights differ from the torch backend's by rounding only."""
@@ -174,11 +190,16 @@ def test_kernel_batches_are_bit_identical_to_the_cpu_torch_sampler(overrides):
 # hook that switched strategies would change the weights.
 HOOKED = {**BASE, "n_features": 20, "n_hidden": 5, "n_instances": 2, "feature_probability": [[0.3], [0.1]],
           "importance": 1.0, "batch_size": 64}
+# 5→2 at B = 37: the warp kernel sums each thread's rows and then across the
+# warp, the step kernels in trips over their split; at B = 16, 64, 128 and
+# 1024 the interpreter's sums agree bit for bit, so those shapes could not
+# show a switch of strategy.
+WARP_HOOKED = {**BASE, "batch_size": 37}
 
 
 @pytest.mark.parametrize("strategy, shape", [
     pytest.param("auto", HOOKED, id="auto-tile"), pytest.param("persistent", HOOKED, id="persistent-tile"),
-    pytest.param("step", HOOKED, id="step"), pytest.param("auto", BASE, id="auto-warp")])
+    pytest.param("step", HOOKED, id="step"), pytest.param("auto", WARP_HOOKED, id="auto-warp")])
 def test_on_step_changes_nothing_and_sees_every_step(strategy, shape):
     plain = fastsup.train(backend="triton", device=DEVICE, strategy=strategy, **shape)
     seen = []
@@ -193,7 +214,7 @@ def test_on_step_changes_nothing_and_sees_every_step(strategy, shape):
     assert torch.equal(torch.stack([loss for _, loss in seen]).cpu(), plain.loss_history)
 
 
-@pytest.mark.parametrize("shape", [pytest.param(HOOKED, id="tile"), pytest.param(BASE, id="warp")])
+@pytest.mark.parametrize("shape", [pytest.param(HOOKED, id="tile"), pytest.param(WARP_HOOKED, id="warp")])
 def test_persistent_and_step_strategies_differ_at_this_shape(shape):
     """What makes the test above able to fail: the two strategies' sums round differently here."""
     persistent = fastsup.train(backend="triton", device=DEVICE, strategy="persistent", **shape)

@@ -85,13 +85,13 @@ def test_every_kernel_launch_runs_under_its_tensors_device(monkeypatch, strategy
         state["inside"] = False
 
     for module, names in ((persistent, ["persistent_run_kernel", "warp_run_kernel"]),
-                          (step, ["step_partials_kernel", "reduce_update_kernel"])):
+                          (step, ["step_hidden_kernel", "step_grads_kernel", "reduce_update_kernel"])):
         monkeypatch.setattr(module, "on_device", recording_device)
         for name in names:
             monkeypatch.setattr(module, name, _GuardedKernel(getattr(module, name), state))
     fastsup.train(backend="triton", device=KERNEL_DEVICE, strategy=strategy, on_step=on_step and (lambda info: None),
                   **{**TINY, **shape})
-    expected = {("persistent", None): 1, ("persistent", print): TINY["steps"], ("step", None): 2 * TINY["steps"]}
+    expected = {("persistent", None): 1, ("persistent", print): TINY["steps"], ("step", None): 3 * TINY["steps"]}
     assert state["launches"] == expected[strategy, on_step]
 
 
@@ -102,7 +102,8 @@ def test_every_kernel_launch_runs_under_its_tensors_device(monkeypatch, strategy
 
 @pytest.mark.skipif(not HAS_TRITON, reason="the argument builders live beside the kernels")
 @pytest.mark.parametrize("kernel, n_features, n_hidden", [
-    ("warp_run", 5, 2), ("persistent_run", 20, 8), ("step_partials", 5, 2), ("reduce_update", 5, 2)])
+    ("warp_run", 5, 2), ("persistent_run", 20, 8), ("step_hidden", 5, 2), ("step_grads", 5, 2),
+    ("reduce_update", 5, 2)])
 def test_kernels_receive_one_minus_beta_rounded_as_torch_optim(kernel, n_features, n_hidden):
     """A compiled kernel gets float arguments as fp32: 1 - β2 formed inside it would be 1 - fp32(0.999).
 
@@ -112,10 +113,10 @@ def test_kernels_receive_one_minus_beta_rounded_as_torch_optim(kernel, n_feature
     from fastsup.kernels import check
 
     config = TrainConfig(n_features=n_features, n_hidden=n_hidden, n_instances=3, betas=(0.9, 0.999))
-    plan = check.plan_of(config, "step" if kernel in ("step_partials", "reduce_update") else "auto")
-    assert plan.kernel == ("step_partials" if kernel == "reduce_update" else kernel)
+    plan = check.plan_of(config, "step" if kernel.startswith(("step", "reduce")) else "auto")
+    assert kernel in plan.kernels
     args, _ = check.launch_args(kernel, config, plan)
-    if kernel == "step_partials":  # no optimizer in it
+    if kernel != "reduce_update" and plan.strategy == "step":  # no optimizer in them
         assert not any("beta" in name for name in args)
         return
     assert "beta1" not in args

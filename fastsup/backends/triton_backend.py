@@ -28,7 +28,8 @@ def unsupported_reason(config: TrainConfig) -> str | None:
 
 
 # fp32 elements of per-instance device state a chunk may hold (1 GiB): the
-# parameters and moments, and in step mode the per-block partial gradients.
+# parameters and moments, and in step mode the hidden activations, their
+# gradients and the per-split partial gradients (kernels.step.StepBuffers).
 STATE_ELEMENTS = 1 << 28
 
 
@@ -40,8 +41,9 @@ def chunk_limit(config: TrainConfig, strategy: str = "auto") -> int:
     n, m = config.n_features, config.n_hidden
     per_instance = 4 * n * m + 3 * n  # W (W1, W2), moments, b
     if plan.strategy == "step":
-        batch_blocks = -(-config.batch_size // (4 * plan.block_q))
-        per_instance += batch_blocks * (2 * n * m + n + 1)
+        from fastsup.kernels.step import step_elements
+
+        per_instance += step_elements(n, m, config.batch_size, plan, config.model == "abs")
     return STATE_ELEMENTS // per_instance
 
 
