@@ -298,7 +298,7 @@ def reduce_update_kernel(
     db = tl.zeros([BLOCK_N], dtype=tl.float32)
     loss = 0.0
     for split in range(n_splits):
-        part = (k64 * n_splits + split)
+        part = k64 * n_splits + split
         d_enc += tl.load(d_enc_part_ptr + part * mat + enc_offsets, mask=enc_mask, other=0.0)
         if MODEL == ABS:
             d_dec += tl.load(d_dec_part_ptr + part * mat + dec_offsets, mask=dec_mask, other=0.0)
