@@ -1,21 +1,22 @@
 """computation at the small scale: dense abs models compute |x| with abs pairs, sparse ones share their neurons.
 
 Calibration (small scale: 2,000 steps at batch 128, AdamW lr 1e-2 cosine, for dense 3→6 × 8, sparsity 40→16
-(weight decay 0.1) and motif 6→10 × 4 at 1-S = 0.2; torch backend, one thread, seeds 0-4 for dense and 0-2 for
-the others, measured 2026-12-01 on the shared 2-core machine, 1-3 min a run there under load):
+(weight decay 0.1) and motif 6→10 × 4 at 1-S = 0.2; torch backend, one thread).  Seeds 0-19, measured 2026-12-03
+on the 2-core Intel Xeon CI machine, 5-7 s per variant and seed:
 
-* dense, features that are abs pairs per instance: seed 0: 3 3 3 3 3 2 3 3; seed 1: 2 3 3 3 3 3 3 1;
-  seed 2: 2 2 3 3 3 3 3 3; seed 3: 3 3 1 3 3 3 3 3; seed 4: 3 2 2 2 3 3 3 3, so 5-7 of 8 instances compute every
-  |x_i| with a pair.  Their losses are at most 3.9e-5, those of the others at least 8.1e-3 (the others stop in a
-  minimum where a feature rides one neuron and the bias, or is dropped); the lowest-loss instance always has 3
-  pairs; no dense instance has a motif neuron (0 in 40).
-* sparsity, polysemantic neurons (W1 monosemanticity <= 0.99) from 1-S = 1 to 0.001: 0 0 14 16 16 16 16 /
-  0 0 12 16 16 16 16 / 0 0 12 16 16 16 16; abs pairs: 4 8 2 1 0 0 0 / 5 8 3 0 0 0 0 / 4 8 5 0 0 0 0; motif
-  neurons 0 0 4 2 0 0 0 / 0 0 1 4 1 0 0 / 0 0 0 4 2 1 0 (at 1-S = 0.1 one of seed 0's four is not inhibited).
-* motif, neurons of the asymmetric motif per instance: 1 2 1 2 / 0 1 2 0 / 0 2 0 1 (8 of 12 models have one),
-  every one of them inhibited.
+* dense, instances (of 8) with every |x_i| computed by an abs pair: 4 4 5 5 5 5 5 6 6 6 6 6 6 7 7 7 7 7 8 8 over
+  the seeds.  Their losses are at most 5.4e-4, those of the others at least 8.1e-3 (the others stop in a minimum
+  where a feature rides one neuron and the bias, or is dropped); the lowest-loss instance always has 3 pairs; no
+  dense instance has a motif neuron (0 in 160).
+* sparsity, 1-S from 1 to 0.001: polysemantic neurons (W1 monosemanticity <= 0.99) at 1-S = 1: 0 in 18 seeds, 1
+  and 4 in the others; at 1-S <= 0.01: 15-16 of 16 in all 60 models.  Abs pairs at 1-S = 0.3: 7-8; at 1-S <= 0.01:
+  at most 1 over the three sparsest models together in every seed (1 in five seeds, 0 in the others).
+* motif, neurons of the asymmetric motif over the 4 instances: 1-6 per seed (seed 9 has one), every one inhibited.
 
-The bounds below keep a margin of at least one instance or a quarter of the measured gap.
+The small run trains on different CPU kernels on different machines (seed 0's sparsest model had 0 abs pairs on
+the AMD EPYC machine of the first calibration, 2026-12-01, and has 1 here), so the test's one seed is bounded by
+the spread over seeds, with a margin of at least one instance and, for the loss split, the geometric middle of
+the measured gap.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ import pytest
 from fastsup import metrics
 from fastsup.experiments import get_experiment, run_experiment
 
-MIN_DENSE_PAIRED = 4  # of 8 dense instances with every feature an abs pair; measured 5-7
-LOSS_SPLIT = 1e-3  # paired instances' losses measured <= 3.9e-5, the others' >= 8.1e-3
+MIN_DENSE_PAIRED = 3  # of 8 dense instances with every feature an abs pair; measured 4-8
+LOSS_SPLIT = 2e-3  # paired instances' losses measured <= 5.4e-4, the others' >= 8.1e-3
 SPARSE = 0.01  # the three sparsest densities
-MIN_SPARSE_POLYSEMANTIC = 12  # of 16 neurons at every 1-S <= 0.01; measured 16 in all nine
-MIN_PAIRS_AT_0_3 = 5  # of 8 possible with 16 neurons; measured 8 in all three
+MAX_DENSE_POLYSEMANTIC = 5  # of 16 neurons at 1-S = 1; measured 0-4
+MIN_SPARSE_POLYSEMANTIC = 12  # of 16 neurons at every 1-S <= 0.01; measured 15-16
+MAX_SPARSE_PAIRS = 2  # over the three sparsest models together, of 24 possible; measured 0-1
+MIN_PAIRS_AT_0_3 = 5  # of 8 possible with 16 neurons; measured 7-8
 
 TINY = dict(steps=30, dense_instances=3, motif_instances=2, sparse_features=9,
             sparse_hidden=5, densities=(1.0, 0.1, 0.01))
@@ -66,11 +69,11 @@ def test_dense_features_each_use_an_opposite_sign_pair_of_neurons(small_run):
 @pytest.mark.slow
 def test_sparse_neurons_turn_polysemantic_and_stop_pairing(small_run):
     rows = small_run.table[small_run.table["variant"] == "sparsity"].sort_values("density", ascending=False)
-    assert rows.iloc[0]["n_polysemantic"] == 0, rows
+    assert rows.iloc[0]["n_polysemantic"] <= MAX_DENSE_POLYSEMANTIC, rows
     sparse = rows[rows["density"] <= SPARSE]
     assert len(sparse) == 3
     assert (sparse["n_polysemantic"] >= MIN_SPARSE_POLYSEMANTIC).all(), sparse
-    assert (sparse["n_abs_pairs"] == 0).all(), sparse
+    assert sparse["n_abs_pairs"].sum() <= MAX_SPARSE_PAIRS, sparse
     assert rows[rows["density"] == 0.3]["n_abs_pairs"].item() >= MIN_PAIRS_AT_0_3
 
 
