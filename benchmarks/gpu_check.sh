@@ -8,7 +8,7 @@
 #    tests/test_kernels.py (batches bit-identical to the CPU torch sampler,
 #    every variant against the torch backend, 64-bit seeds, chunked equals
 #    unchunked, on_step changes nothing, one-step dW against torch.optim at
-#    1e-6), tests/test_kernels_launch.py and tests/test_kernels_gpu.py (the
+#    1e-6, instances packed into a warp train as alone), tests/test_kernels_launch.py and tests/test_kernels_gpu.py (the
 #    tiny shapes and 400->30 with both strategies, a CUDA-graph replay, 2**31
 #    history offsets, a second GPU if there is one, peak memory at 2e5
 #    instances);

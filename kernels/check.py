@@ -72,6 +72,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import NamedTuple
 
 import triton
 import triton.language as tl
@@ -79,7 +80,7 @@ import triton.language as tl
 from fastsup.backends.triton_backend import kernel_scalars
 from fastsup.config import TrainConfig
 from fastsup.kernels.block import MODEL_CODES, sample_block
-from fastsup.kernels.dispatch import QUADS_PER_WARP, plan_for
+from fastsup.kernels.dispatch import plan_for
 from fastsup.kernels.persistent import persistent_run_args
 from fastsup.kernels.warp import warp_run_args
 from fastsup.kernels.step import (
@@ -169,6 +170,14 @@ QUICK_REGISTER = [
     ("abs", 3, 6, "abs", "relu"),  # m > n
     ("table", 20, 5, "abs", "relu"),
 ]
+# Batches under 128 rows pack warp-kernel instances (dispatch.warp_pack): 2→1 at
+# batch 32 (4 per warp) and 3→6 abs, the widest warp shape, at batch 16 (8);
+# the full table packs every shape of the warp kernel 4 per warp.
+QUICK_PACKED = [
+    ("packed", 2, 1, "relu_output", "relu", 32),
+    ("packed", 3, 6, "abs", "relu", 16),
+]
+PACKED_BATCH = 32
 
 
 # Seeds are typed by value (``do_not_specialize`` stops value specialization,
@@ -176,41 +185,61 @@ QUICK_REGISTER = [
 WIDE_SEED = 2**63 + 2**31 + 1
 
 
-def workloads(full: bool) -> list[tuple]:
-    """(label, n, m, model, activation, magnitude, optimizer, seed) to plan.
+class Workload(NamedTuple):
+    label: str
+    n: int
+    m: int
+    model: str
+    activation: str
+    magnitude: str
+    optimizer: str
+    seed: int = 0
+    batch_size: int = RUN["batch_size"]
 
-    Full: every shape of the paper and of the size table, with every variant.
-    Default (about 45 binaries per arch): ``QUICK_REGISTER``, and every MODEL at
-    the paper's smallest size on the tl.dot path (the tf32 opt-in), so that
-    every kernel meets every MODEL on both paths, at the paper's sizes only.
-    Both: the intro once more with a seed whose two words are i64-typed (and,
-    full only, the smallest dot size too).
+
+def workloads(full: bool) -> list[Workload]:
+    """The runs to plan, each at ``RUN``'s sizes unless it says otherwise.
+
+    Full: every shape of the paper and of the size table, with every variant,
+    and the warp kernel's shapes packed (at ``PACKED_BATCH``).
+    Default (about 75 binaries per arch): ``QUICK_REGISTER``, ``QUICK_PACKED``,
+    and every MODEL at the paper's smallest size on the tl.dot path (the tf32
+    opt-in), so that every kernel meets every MODEL on both paths, at the
+    paper's sizes only.  Both: the intro once more with a seed whose two words
+    are i64-typed (and, full only, the smallest dot size too).
     """
-    default = lambda label, n, m, model, act: (label, n, m, model, act, default_magnitude(model), "adamw")  # noqa: E731
+    def default(label, n, m, model, act, **run):
+        return Workload(label, n, m, model, act, default_magnitude(model), "adamw", **run)
+
     on_dot = sorted((n * m, label, n, m) for label, n, m, model, act in PAPER_SHAPES
                     if plan_of(make_config(n, m, model, act, default_magnitude(model), "adamw"), "step", "tf32").use_dot)
-    wide = [default("intro", 5, 2, "relu_output", "relu") + (WIDE_SEED,)]
+    wide = [default("intro", 5, 2, "relu_output", "relu", seed=WIDE_SEED)]
     if full:
         sizes = list(dict.fromkeys([(label, n, m) for label, n, m, _, _ in PAPER_SHAPES]))
         known = {(n, m) for _, n, m in sizes}
         sizes += [("table", n, m) for n in TABLE_N for m in TABLE_M if m < n and (n, m) not in known]
         if on_dot:
-            wide.append(default(*on_dot[0][1:], "relu_output", "relu") + (WIDE_SEED,))
-        return [(label, n, m, *variant, 0) for label, n, m in sizes for variant in variants()] + wide
-    out = [default(*w) + (0,) for w in QUICK_REGISTER]
+            wide.append(default(*on_dot[0][1:], "relu_output", "relu", seed=WIDE_SEED))
+        out = [Workload(label, n, m, *variant) for label, n, m in sizes for variant in variants()]
+        packed = [Workload("packed", *w[1:7], batch_size=PACKED_BATCH) for w in out
+                  if plan_of(make_config(*w[1:7]), "auto").warp]
+        return out + packed + wide
+    out = [default(*w) for w in QUICK_REGISTER]
+    out += [default(*w[:5], batch_size=w[5]) for w in QUICK_PACKED]
     # the step kernel's smallest tiles with signed magnitudes: where predicates spilled at 256 rows
-    out += [("phase", 3, 2, "relu_hidden", "relu", "signed", "adamw", 0),
-            ("phase", 3, 2, "relu_output", "exrelu", "signed", "adamw", 0)]
+    out += [Workload("phase", 3, 2, "relu_hidden", "relu", "signed", "adamw"),
+            Workload("phase", 3, 2, "relu_output", "exrelu", "signed", "adamw")]
     if on_dot:
         _, label, n, m = on_dot[0]
-        out += [default(label, n, m, model, "relu") + (0,) for model in MODELS]
+        out += [default(label, n, m, model, "relu") for model in MODELS]
     return out + wide
 
 
-def make_config(n, m, model, activation, magnitude, optimizer, seed=0) -> TrainConfig:
+def make_config(n, m, model, activation, magnitude, optimizer, seed=0,
+                batch_size=RUN["batch_size"]) -> TrainConfig:
     return TrainConfig(n_features=n, n_hidden=m, model=model, activation=activation, magnitude=magnitude,
                        optimizer=optimizer, activation_threshold=-0.25 if activation == "exrelu" else 0.0,
-                       **{**RUN, "seed": seed})
+                       **{**RUN, "seed": seed, "batch_size": batch_size})
 
 
 def placeholder_inputs(config: TrainConfig) -> KernelInputs:
@@ -307,6 +336,7 @@ def describe(kernel: str, config: TrainConfig, plan) -> dict:
         precision=plan.precision if samples and plan.use_dot else None,
         warps=launch_args(kernel, config, plan)[1]["num_warps"],
         seed="i64" if config.seed >= 2**31 else None,
+        batch=config.batch_size,
     )
 
 
@@ -320,9 +350,11 @@ def build_jobs(full: bool, archs) -> list[Job]:
     are compiled, and recorded.
     """
     jobs: dict[tuple, Job] = {}
-    for label, n, m, model, activation, magnitude, optimizer, seed in workloads(full):
-        config = make_config(n, m, model, activation, magnitude, optimizer, seed)
-        workload = f"{label} {n}→{m} {model}/{activation}/{magnitude}/{optimizer}" + (" seed64" if seed else "")
+    for w in workloads(full):
+        config = make_config(*w[1:])
+        workload = (f"{w.label} {w.n}→{w.m} {w.model}/{w.activation}/{w.magnitude}/{w.optimizer}"
+                    + (" seed64" if w.seed else "")
+                    + (f" B{w.batch_size}" if w.batch_size != RUN["batch_size"] else ""))
         auto = plan_of(config, "auto")
         plans = [(auto, True)]
         if auto.strategy == "persistent":
@@ -574,7 +606,7 @@ def _trips(kernel: str, args: dict) -> tuple[tuple[int, ...], int]:
 
     persistent_run: the step loop runs once per step, the batch-chunk loop
     cdiv(cdiv(B, 4), BLOCK_Q) times in it, the lane loop four times in that.
-    warp_run: likewise, with chunks of 32 quads.
+    warp_run: likewise, with chunks of BLOCK_Q quads, PACK instances per program.
     step_hidden: its two feature loops cdiv(n, BLOCK_N) times each, in each
     of the NB batch-block programs.  step_grads: its row loop
     split_quads / BLOCK_Q times (fewer in a last split that the batch does not
@@ -584,7 +616,7 @@ def _trips(kernel: str, args: dict) -> tuple[tuple[int, ...], int]:
     """
     chunks = -(-(-(-args["batch_size"] // 4)) // args["BLOCK_Q"]) if "BLOCK_Q" in args else None
     if kernel == "warp_run":
-        return (1, -(-(-(-args["batch_size"] // 4)) // QUADS_PER_WARP), 4), 1
+        return (1, chunks, 4), 1 / args["PACK"]
     if kernel == "persistent_run":
         return (1, chunks, 4), 1
     feature_blocks = -(-args["n_features"] // args["BLOCK_N"])

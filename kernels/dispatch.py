@@ -62,6 +62,12 @@ WARP_REGISTER_WORDS = 128
 # (3→6, the full table, 2026-12-02); allowed 200 (.maxnreg) it compiles clean
 # at 200, 10 warps per SM where it had 12.
 WARP_WIDE_ABS_MAX_REGISTERS = 200
+# Packed (warp_pack > 1), ptxas capped 3→6 relu_hidden at 128 registers by
+# itself and spilled 8 B on sm_90 (batch 32, 2026-12-03; one instance per
+# warp it takes 96).  Allowed 200 it took 186-194; allowed 160, 159 and no
+# spill.
+WARP_PACKED_MAX_REGISTERS = 160
+WARP_PACKED_CAPPED = (("relu_hidden", 3, 6),)
 QUADS_PER_WARP = 32  # kernels.warp.QUADS: one row-quad per thread
 # STEP_HALVED_ROWS: three step tiles spilled 4-28 B on sm_90 in the full
 # table (2026-12-02), at 96-128 registers where ptxas capped itself: 32x8
@@ -126,6 +132,11 @@ class Plan:
     grads_block_n: int = 0  # step only: features per program of step_grads
     grads_block_q: int = 0  # step only: row-quads per trip of step_grads' row loop
 
+    @property
+    def pack(self) -> int:
+        """Instances per program: the warp kernel's ``QUADS_PER_WARP // block_q`` (``warp_pack``), else 1."""
+        return QUADS_PER_WARP // self.block_q if self.warp else 1
+
     def launch_options(self) -> dict:
         """The training kernel's launch options: ``kernel[grid](**args, **plan.launch_options())``."""
         options = dict(num_warps=self.num_warps)
@@ -149,6 +160,13 @@ def warp_words(n_features: int, n_hidden: int, model: str) -> int:
     """What a thread of the warp kernel keeps in registers, counted as ``WARP_REGISTER_WORDS`` counts it."""
     matrices = 2 if model == "abs" else 1
     return 8 * n_features + 2 * matrices * n_features * n_hidden
+
+
+def warp_pack(batch_size: int) -> int:
+    """Instances the warp kernel packs into its warp for batches of ``batch_size``: as many as leave each
+    thread one row-quad (1 from 128 rows on; 4 at batch 32)."""
+    quads = -(-batch_size // 4)
+    return QUADS_PER_WARP // min(QUADS_PER_WARP, triton.next_power_of_2(quads))
 
 
 def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "auto", precision: str = "ieee", *,
@@ -181,10 +199,19 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
         raise ValueError(f"persistent strategy needs the register path and n_pad*m_pad <= {PERSISTENT_TILE_LIMIT}, "
                          f"got {n_pad}x{m_pad}{' with tf32 dots' if use_dot else ''}")
     if strategy == "persistent" and not use_dot and warp_words(n, m, model) <= WARP_REGISTER_WORDS:
-        return Plan(strategy, False, n, m, n, QUADS_PER_WARP, 1, 1, precision,
-                    f"{why}; one warp per instance, {n}x{m} unrolled (nothing padded), chunks of "
-                    f"{4 * QUADS_PER_WARP} rows, gradients reduced across the warp once per step", warp=True,
-                    max_registers=WARP_WIDE_ABS_MAX_REGISTERS if model == "abs" and m > n else None)
+        pack = warp_pack(batch_size)
+        lanes = QUADS_PER_WARP // pack
+        packing = "one warp per instance" if pack == 1 else f"{pack} instances per warp, {lanes} threads each"
+        if model == "abs" and m > n:
+            max_registers = WARP_WIDE_ABS_MAX_REGISTERS
+        elif pack > 1 and (model, n, m) in WARP_PACKED_CAPPED:
+            max_registers = WARP_PACKED_MAX_REGISTERS
+        else:
+            max_registers = None
+        return Plan(strategy, False, n, m, n, lanes, 1, 1, precision,
+                    f"{why}; {packing}, {n}x{m} unrolled (nothing padded), chunks of {4 * lanes} rows, "
+                    f"gradients reduced across the instance's threads once per step", warp=True,
+                    max_registers=max_registers)
     quads = triton.next_power_of_2(-(-batch_size // 4))
     quad_per_thread = strategy == "persistent" and n_pad * m_pad <= QUAD_PER_THREAD_TILE_LIMIT
     if use_dot:

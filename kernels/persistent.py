@@ -266,7 +266,7 @@ def _launch(inputs: KernelInputs, moments: Moments, history, checkpoints: Checkp
     kernel, build = (warp_run_kernel, warp_run_args) if plan.warp else (persistent_run_kernel, persistent_run_args)
     args, options = build(inputs, moments, history, checkpoints, plan, step_start, step_stop, log_every, history_row0)
     with on_device(inputs.enc):
-        kernel[(inputs.n_instances,)](**args, **options)
+        kernel[(triton.cdiv(inputs.n_instances, plan.pack),)](**args, **options)
 
 
 def persistent_run(inputs: KernelInputs, plan: Plan, n_logged: int, checkpoints: Checkpoints) -> torch.Tensor:

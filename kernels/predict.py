@@ -24,6 +24,7 @@ GPU is not known until ``benchmarks/gpu_bench.py`` runs on one.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from fastsup.kernels import cost_model
@@ -58,7 +59,7 @@ def _kernel_seconds(kernel: str, s: Shape, plan) -> tuple[float, str]:
 
     per_thread = thread_instructions(kernel, s.n_features, s.n_hidden, s.batch_size, s.model, plan)
     threads, programs = threads_and_programs(kernel, s.n_features, plan, s.batch_size)
-    warps = s.n_instances * programs * threads // 32
+    warps = math.ceil(s.n_instances * programs) * threads // 32
     issue = per_thread * warps / (H100_SXM_SMS * ISSUE_PER_SM_CLOCK * H100_SXM_CLOCK_HZ)
     lone = per_thread * LONE_WARP_CLOCKS_PER_INSTRUCTION / H100_SXM_CLOCK_HZ
     seconds, bound = max((issue, "issue rate"), (lone, "one warp's chain"))

@@ -1,32 +1,49 @@
-"""Persistent whole-run kernel for tiny models: one warp per instance, every feature unrolled.
+"""Persistent whole-run kernel for tiny models: one warp per program, every feature unrolled.
 
-Grid ``(I,)``, one warp per program.  Each step the warp loops over the batch
-in chunks of 32 row-quads, one quad per thread.  A thread draws its quad's
-Philox words feature by feature and then trains the quad's four rows one
-lane at a time, adding their loss and gradients to its own sums.  At the end
-of the step the sums cross the warp's 32 threads (shuffles: no shared memory)
-and the update runs, as in ``kernels/persistent.py``, whose contract this
-kernel keeps: the same arguments, schedule tables, loss history,
-checkpoints and windows of steps.
+Grid ``(cdiv(I, PACK),)``, one warp per program, training ``PACK`` instances
+on ``BLOCK_Q = 32 / PACK`` threads each: every tile is ``[PACK, BLOCK_Q]``,
+an instance per row.  Each step an instance's threads loop over the batch in
+chunks of ``BLOCK_Q`` row-quads, one quad per thread.  A thread draws its
+quad's Philox words feature by feature and then trains the quad's four rows
+one lane at a time, adding their loss and gradients to its own sums.  At the
+end of the step the sums cross the instance's threads (shuffles within the
+warp: no shared memory) and the update runs, as in ``kernels/persistent.py``,
+whose contract this kernel keeps: the same arguments, schedule tables, loss
+history, checkpoints and windows of steps.
+
+Why pack.  One instance per warp leaves threads idle when the batch has
+fewer than 32 quads (batch 32: 8 of 32 threads would work), so the
+dispatcher packs ``PACK = 32 / next_pow2(cdiv(B, 4))`` instances into the
+warp (``fastsup.kernels.dispatch.warp_pack``): every thread then holds a
+quad.  Packing depends on the batch size alone, never on the instance count,
+so an instance trains the same whether it shares its warp or not, in any
+chunk.  Packing at larger batches would buy nothing: every thread already
+holds a quad, and 2→1 (the smallest model) takes 60–64 registers on sm_90,
+32 warps per SM, which is also the 32-blocks-per-SM limit of one-warp
+programs (compile check, 2026-12-02).  The last program's slots past
+instance I - 1 train instance I - 1 again: they compute the same bits from
+the same inputs and store them to the same places, which needs no masks.
 
 Why a second persistent kernel.  The tile kernel holds the features as a
 power-of-two tensor axis, so 5→2 computes 8 features (Philox, forward and
 backward) for 5 real ones, and its sums cross four warps through shared
 memory every step.  Here ``N`` and ``M`` are the exact sizes, as
-compile-time constants: every feature and hidden unit is its own ``[QUADS]``
-tile, every parameter a scalar, kept in tuples and unrolled by
+compile-time constants: every feature, hidden unit and parameter is its own
+``[PACK, BLOCK_Q]`` tile, kept in tuples and unrolled by
 ``tl.static_range``, so nothing is padded.  The price is code that grows as
 ``N * M``: the dispatcher uses it only for tiny models
 (``fastsup.kernels.dispatch.WARP_REGISTER_WORDS``), where the compile check
 proves it does not spill.
 
-Why one warp per program, not several instances per program.  With four
-instances (one per warp) the per-instance values were ``[4]`` tiles; triton
-gave their loads a layout of their own, and every one of the step's reduced
-sums then moved through shared memory with two barriers (5→2 on sm_90: 32
-BAR per step).  As scalars they need no layout, and fewer registers (5→2:
-93 against 125), so an SM holds 21 one-warp blocks (its limit is 32) where
-it held four four-warp ones.
+Why one warp per program, not an instance per warp.  With four instances
+(one per warp) the per-instance values were ``[4]`` tiles; triton gave their
+loads a layout of their own, and every one of the step's reduced sums then
+moved through shared memory with two barriers (5→2 on sm_90: 32 BAR per
+step), at 125 registers against 93 for one warp, so an SM held four
+four-warp blocks where it holds 21 one-warp ones.  Here every per-instance
+value is loaded through a full ``[PACK, BLOCK_Q]`` tile of pointers (the
+instance's threads all read the same address), so it has the rows' layout,
+and a sum reduced with ``keep_dims`` stays in it: nothing crosses warps.
 """
 
 from __future__ import annotations
@@ -36,11 +53,9 @@ import triton.language as tl
 
 from fastsup.kernels.block import (ABS, adam_tile, features_from_uniforms, hidden_activation, hidden_grad, output_terms,
                                    step_schedule, store_logged_loss)
-from fastsup.kernels.dispatch import QUADS_PER_WARP, Plan
+from fastsup.kernels.dispatch import Plan
 from fastsup.kernels.sampling import philox_words
 from fastsup.kernels.utils import Checkpoints, KernelInputs, Moments
-
-QUADS: tl.constexpr = tl.constexpr(QUADS_PER_WARP)  # row-quads per chunk: one per thread of the instance's warp
 
 # ---------------------------------------------------------------------------
 # kernel
@@ -48,11 +63,25 @@ QUADS: tl.constexpr = tl.constexpr(QUADS_PER_WARP)  # row-quads per chunk: one p
 
 
 @triton.jit
-def _load_each(ptr, base, COUNT: tl.constexpr):
-    """``COUNT`` consecutive fp32 scalars: a tuple."""
+def _slots(first, n_instances, PACK: tl.constexpr):
+    """``[PACK, 1]``: each tile row's instance less the program's ``first``; rows past instance I - 1 repeat it."""
+    if PACK == 1:
+        # I programs: the slot is always an instance, and a constant 0 keeps the instance's
+        # pointers scalar (a [1, 32] tile of them spilled 4 B for 3→6 abs on sm_80)
+        return tl.zeros([1, 1], dtype=tl.int32)
+    else:
+        # int32: below PACK, and an int64 offset per thread took more registers (5→2 abs on sm_90: 168 with
+        # int64 spilled 8 B; int32 fits in 168)
+        return (tl.minimum(first + tl.arange(0, PACK), n_instances - 1) - first).to(tl.int32)[:, None]
+
+
+@triton.jit
+def _load_each(ptr, offsets, COUNT: tl.constexpr):
+    """``COUNT`` consecutive fp32 values of each instance: ``ptr`` at the program's first instance, ``offsets``
+    ``[PACK, BLOCK_Q]`` its instances' (the same along a row).  A tuple of ``[PACK, BLOCK_Q]`` tiles."""
     values = ()
     for e in tl.static_range(COUNT):
-        values = values + (tl.load(ptr + base + e),)
+        values = values + (tl.load(ptr + offsets + e),)
     return values
 
 
@@ -66,47 +95,47 @@ def _zeros_each(shape, COUNT: tl.constexpr):
 
 @triton.jit
 def _sum_quads(values, COUNT: tl.constexpr):
-    """Each ``[QUADS]`` sum reduced over the warp: a tuple of scalars."""
+    """Each ``[PACK, BLOCK_Q]`` sum reduced over its instance's threads: a tuple of ``[PACK, 1]`` tiles."""
     sums = ()
     for e in tl.static_range(COUNT):
-        sums = sums + (tl.sum(values[e], axis=0),)
+        sums = sums + (tl.sum(values[e], axis=1, keep_dims=True),)
     return sums
 
 
 @triton.jit
-def _update_each(ptr, m_ptr, v_ptr, base, params, grads, lr, wd, one_minus_beta1, beta2, one_minus_beta2, eps,
+def _update_each(ptr, m_ptr, v_ptr, offsets, params, grads, lr, wd, one_minus_beta1, beta2, one_minus_beta2, eps,
                  bc1, bc2_sqrt, COUNT: tl.constexpr, DECOUPLED: tl.constexpr):
     """Adam on ``COUNT`` consecutive parameters; stores them and their moments, returns them."""
     updated = ()
     for e in tl.static_range(COUNT):
-        param, exp_avg, exp_avg_sq = adam_tile(params[e], grads[e], tl.load(m_ptr + base + e),
-                                               tl.load(v_ptr + base + e), lr, wd,
+        param, exp_avg, exp_avg_sq = adam_tile(params[e], grads[e], tl.load(m_ptr + offsets + e),
+                                               tl.load(v_ptr + offsets + e), lr, wd,
                                                one_minus_beta1, beta2, one_minus_beta2, eps, bc1, bc2_sqrt, DECOUPLED)
-        tl.store(ptr + base + e, param)
-        tl.store(m_ptr + base + e, exp_avg)
-        tl.store(v_ptr + base + e, exp_avg_sq)
+        tl.store(ptr + offsets + e, param)
+        tl.store(m_ptr + offsets + e, exp_avg)
+        tl.store(v_ptr + offsets + e, exp_avg_sq)
         updated = updated + (param,)
     return updated
 
 
 @triton.jit
-def _store_each(ptr, base, values, COUNT: tl.constexpr):
+def _store_each(ptr, offsets, values, COUNT: tl.constexpr):
     for e in tl.static_range(COUNT):
-        tl.store(ptr + base + e, values[e])
+        tl.store(ptr + offsets + e, values[e])
 
 
 @triton.jit
 def accumulate_row(
-    words,  # tuple of N uint32 [QUADS]: each feature's Philox word of this lane's rows
-    row_valid,  # bool [QUADS]: the row is inside the batch
-    p, inv_p, imp, b,  # tuples of N fp32 scalars
-    enc,  # tuple of N * M fp32 scalars: W (or W1), element f * M + j
-    dec,  # tuple of M * N fp32 scalars: W2, element j * N + f (abs only)
+    words,  # tuple of N uint32 [PACK, BLOCK_Q]: each feature's Philox word of this lane's rows
+    row_valid,  # bool [1, BLOCK_Q]: the row is inside the batch
+    p, inv_p, imp, b,  # tuples of N fp32 [PACK, BLOCK_Q], the same along a row
+    enc,  # tuple of N * M fp32 [PACK, BLOCK_Q]: W (or W1), element f * M + j
+    dec,  # tuple of M * N fp32 [PACK, BLOCK_Q]: W2, element j * N + f (abs only)
     grad_scale, threshold,  # fp32 scalars
-    loss,  # fp32 [QUADS]: each thread's loss so far
-    d_enc,  # tuple of N * M fp32 [QUADS]: dW (tied) or dW1 so far
-    d_dec,  # tuple of M * N fp32 [QUADS]: dW2 so far (abs only)
-    db,  # tuple of N fp32 [QUADS]
+    loss,  # fp32 [PACK, BLOCK_Q]: each thread's loss so far
+    d_enc,  # tuple of N * M fp32 [PACK, BLOCK_Q]: dW (tied) or dW1 so far
+    d_dec,  # tuple of M * N fp32 [PACK, BLOCK_Q]: dW2 so far (abs only)
+    db,  # tuple of N fp32 [PACK, BLOCK_Q]
     N: tl.constexpr, M: tl.constexpr, MODEL: tl.constexpr, ACT: tl.constexpr, SIGNED: tl.constexpr,
 ):
     """Forward, loss and backward of one row per thread, added to the thread's sums (``block.backprop_rows``'s
@@ -208,38 +237,42 @@ def warp_run_kernel(
     DECOUPLED: tl.constexpr,
     N: tl.constexpr,  # features, exact
     M: tl.constexpr,  # hidden units, exact
+    PACK: tl.constexpr,  # instances per program (a power of two)
+    BLOCK_Q: tl.constexpr,  # 32 // PACK: row-quads per chunk, one per thread of the instance
 ):
-    k64 = tl.program_id(0).to(tl.int64)  # int64: I x N x M passes 2**31 at a few 10**8 instances
-    mat_base = k64 * (N * M)
-    vec_base = k64 * N
-    p = _load_each(p_ptr, vec_base, N)
-    inv_p = _load_each(inv_p_ptr, vec_base, N)
-    imp = _load_each(imp_ptr, vec_base, N)
-    lr = tl.load(lr_ptr + k64)
-    wd = tl.load(wd_ptr + k64)
-    instance = tl.load(ids_ptr + k64)
-    quad_in_chunk = tl.arange(0, QUADS)
+    # the program's instances, one per tile row: first + slot
+    first = tl.program_id(0).to(tl.int64) * PACK  # int64: I x N x M passes 2**31 at a few 10**8 instances
+    slot_row = _slots(first, n_instances, PACK)  # [PACK, 1]
+    slot = slot_row + tl.zeros([PACK, BLOCK_Q], dtype=slot_row.dtype)  # [PACK, BLOCK_Q]
+    mat_first, mat_slot = first * (N * M), slot * (N * M)
+    p = _load_each(p_ptr + first * N, slot * N, N)
+    inv_p = _load_each(inv_p_ptr + first * N, slot * N, N)
+    imp = _load_each(imp_ptr + first * N, slot * N, N)
+    lr = tl.load(lr_ptr + first + slot)
+    wd = tl.load(wd_ptr + first + slot)
+    instance = tl.load(ids_ptr + first + slot)
+    quad_in_chunk = tl.arange(0, BLOCK_Q)[None, :]  # [1, BLOCK_Q]
     n_quads = tl.cdiv(batch_size, 4)
     n_logged_regular = tl.cdiv(n_steps, log_every)
 
     for step in range(step_start, step_stop):
         # parameters live in their (L1-resident) buffers between steps, read once per step
-        enc = _load_each(enc_ptr, mat_base, N * M)
+        enc = _load_each(enc_ptr + mat_first, mat_slot, N * M)
         if MODEL == ABS:
-            dec = _load_each(dec_ptr, mat_base, M * N)
+            dec = _load_each(dec_ptr + mat_first, mat_slot, M * N)
         else:
             dec = ()
-        b = _load_each(b_ptr, vec_base, N)
+        b = _load_each(b_ptr + first * N, slot * N, N)
 
-        loss = tl.zeros([QUADS], dtype=tl.float32)
-        d_enc = _zeros_each([QUADS], N * M)
+        loss = tl.zeros([PACK, BLOCK_Q], dtype=tl.float32)
+        d_enc = _zeros_each([PACK, BLOCK_Q], N * M)
         if MODEL == ABS:
-            d_dec = _zeros_each([QUADS], M * N)
+            d_dec = _zeros_each([PACK, BLOCK_Q], M * N)
         else:
             d_dec = ()
-        db = _zeros_each([QUADS], N)
-        for q0 in range(0, n_quads, QUADS):
-            quads = q0 + quad_in_chunk  # [QUADS]
+        db = _zeros_each([PACK, BLOCK_Q], N)
+        for q0 in range(0, n_quads, BLOCK_Q):
+            quads = q0 + quad_in_chunk  # [1, BLOCK_Q]
             lane_words = ()  # per feature: the four lanes' words
             for f in tl.static_range(N):
                 lane_words = lane_words + (philox_words(seed_lo, seed_hi, instance, step, quads, f, 0),)  # Stream.DATA
@@ -254,31 +287,32 @@ def warp_run_kernel(
                 loss, d_enc, d_dec, db = accumulate_row(words, row_valid, p, inv_p, imp, b, enc, dec,
                                                         grad_scale, threshold, loss, d_enc, d_dec, db, N, M, MODEL,
                                                         ACT, SIGNED)
-        # the step's one reduction, across the warp
-        loss = tl.sum(loss, axis=0)
+        # the step's one reduction, across each instance's threads
+        loss = tl.sum(loss, axis=1, keep_dims=True)
         d_enc = _sum_quads(d_enc, N * M)
         if MODEL == ABS:
             d_dec = _sum_quads(d_dec, M * N)
         db = _sum_quads(db, N)
 
-        store_logged_loss(history_ptr, loss, k64, step, n_steps, log_every, n_logged_regular, history_row0,
-                          n_instances, grad_scale)
+        store_logged_loss(history_ptr, loss, first + slot_row, step, n_steps, log_every, n_logged_regular,
+                          history_row0, n_instances, grad_scale)
         lr_t, bc1, bc2_sqrt = step_schedule(lr, step, scale_ptr, bc1_ptr, bc2_sqrt_ptr)
-        enc = _update_each(enc_ptr, m_enc_ptr, v_enc_ptr, mat_base, enc, d_enc, lr_t, wd, one_minus_beta1,
-                           beta2, one_minus_beta2, eps, bc1, bc2_sqrt, N * M, DECOUPLED)
+        enc = _update_each(enc_ptr + mat_first, m_enc_ptr + mat_first, v_enc_ptr + mat_first, mat_slot, enc, d_enc,
+                           lr_t, wd, one_minus_beta1, beta2, one_minus_beta2, eps, bc1, bc2_sqrt, N * M, DECOUPLED)
         if MODEL == ABS:
-            dec = _update_each(dec_ptr, m_dec_ptr, v_dec_ptr, mat_base, dec, d_dec, lr_t, wd, one_minus_beta1,
-                               beta2, one_minus_beta2, eps, bc1, bc2_sqrt, M * N, DECOUPLED)
-        b = _update_each(b_ptr, m_b_ptr, v_b_ptr, vec_base, b, db, lr_t, wd, one_minus_beta1, beta2,
-                         one_minus_beta2, eps, bc1, bc2_sqrt, N, DECOUPLED)
+            dec = _update_each(dec_ptr + mat_first, m_dec_ptr + mat_first, v_dec_ptr + mat_first, mat_slot, dec,
+                               d_dec, lr_t, wd, one_minus_beta1, beta2, one_minus_beta2, eps, bc1, bc2_sqrt, M * N,
+                               DECOUPLED)
+        b = _update_each(b_ptr + first * N, m_b_ptr + first * N, v_b_ptr + first * N, slot * N, b, db, lr_t, wd,
+                         one_minus_beta1, beta2, one_minus_beta2, eps, bc1, bc2_sqrt, N, DECOUPLED)
 
         checkpoint = tl.load(checkpoint_row_ptr + step)
         if checkpoint >= 0:  # int64: C x I x N x M passes 2**31 for long log-spaced runs
-            instance_row = checkpoint * n_instances + k64
-            _store_each(checkpoint_enc_ptr, instance_row * (N * M), enc, N * M)
+            row_first = checkpoint * n_instances + first
+            _store_each(checkpoint_enc_ptr + row_first * (N * M), mat_slot, enc, N * M)
             if MODEL == ABS:
-                _store_each(checkpoint_dec_ptr, instance_row * (M * N), dec, M * N)
-            _store_each(checkpoint_b_ptr, instance_row * N, b, N)
+                _store_each(checkpoint_dec_ptr + row_first * (M * N), mat_slot, dec, M * N)
+            _store_each(checkpoint_b_ptr + row_first * N, slot * N, b, N)
         # the next step reads what other threads of the warp just wrote (one warp: a cheap barrier)
         tl.debug_barrier()
 
@@ -304,5 +338,6 @@ def warp_run_args(inputs: KernelInputs, moments: Moments, history, checkpoints: 
         one_minus_beta1=i.one_minus_beta1, beta2=i.beta2, one_minus_beta2=i.one_minus_beta2, eps=i.eps,
         threshold=i.threshold, grad_scale=i.grad_scale,
         MODEL=i.model, ACT=i.activation, SIGNED=i.signed, DECOUPLED=i.decoupled, N=i.n_features, M=i.n_hidden,
+        PACK=plan.pack, BLOCK_Q=plan.block_q,
     )
     return args, plan.launch_options()

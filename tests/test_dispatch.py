@@ -47,6 +47,17 @@ def test_tiny_models_take_the_warp_kernel_at_their_exact_size(n, m, model):
     assert plan_for_auto(n, m, model, "step").kernels == ("step_hidden", "step_grads", "reduce_update")  # forced step
 
 
+# pack = 32 / next_pow2(cdiv(B, 4)), at least 1: every thread of the warp holds one row-quad of its instance
+@pytest.mark.parametrize("batch_size, pack", [(1024, 1), (128, 1), (100, 1), (64, 2), (37, 2), (32, 4), (16, 8),
+                                              (5, 16), (4, 32), (1, 32)])
+def test_small_batches_pack_instances_into_the_warp(batch_size, pack):
+    from fastsup.kernels.dispatch import QUADS_PER_WARP
+
+    packed = plan(5, 2, batch_size=batch_size)
+    assert packed.warp and (packed.pack, packed.block_q, packed.num_warps) == (pack, QUADS_PER_WARP // pack, 1)
+    assert plan(20, 5, batch_size=batch_size).pack == 1  # the tile kernel trains one instance per program
+
+
 @pytest.mark.parametrize("n, m, model", [(13, 1, "relu_output"), (11, 1, "abs"), (10, 5, "relu_hidden"),
                                          (20, 5, "linear")])
 def test_past_the_warp_register_budget_the_tile_kernel_trains(n, m, model):

@@ -7,7 +7,8 @@ The interpreter runs ``tl.rand``-heavy code slowly, so every case is tiny:
 I <= 3, B <= 64, steps <= 5.  Odd sizes (5→2, 3→6, 20→8, 70→9, B = 37) make
 the feature, hidden and row masks do work; 70 features span two or three
 feature tiles of the step kernel; with ``precision="tf32"`` 20→8 and 70→9
-take the ``tl.dot`` path (computed in fp32 by the interpreter).
+take the ``tl.dot`` path (computed in fp32 by the interpreter).  At B = 16 and 37 the warp kernel packs 8 and 2
+instances per warp, more slots than BASE's three instances fill.
 """
 
 from __future__ import annotations
@@ -221,6 +222,20 @@ def test_persistent_and_step_strategies_differ_at_this_shape(shape):
     step = fastsup.train(backend="triton", device=DEVICE, strategy="step", **shape)
     assert not torch.equal(persistent.W, step.W)
     torch.testing.assert_close(persistent.W, step.W, rtol=1e-5, atol=1e-6)
+
+
+def test_packed_instances_train_as_each_would_alone():
+    """At B = 16 the warp kernel packs 8 instances per warp (dispatch.warp_pack): BASE's three share one program,
+    whose other five slots repeat the last; alone, an instance fills its program's eight slots itself."""
+    from fastsup.kernels.dispatch import plan_for
+
+    assert plan_for(5, 2, BASE["batch_size"], model="relu_output").pack == 8
+    together = fastsup.train(backend="triton", device=DEVICE, strategy="persistent", **BASE)
+    for k, probability in enumerate(BASE["feature_probability"]):
+        alone = fastsup.train(backend="triton", device=DEVICE, strategy="persistent",
+                              **{**BASE, "n_instances": 1, "feature_probability": [probability], "instance_ids": [k]})
+        assert torch.equal(alone.W[0], together.W[k]) and torch.equal(alone.b[0], together.b[k])
+        assert torch.equal(alone.loss_history[:, 0], together.loss_history[:, k])
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

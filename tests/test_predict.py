@@ -26,6 +26,25 @@ def test_warp_kernel_features_are_the_work_a_thread_is_handed():
     plan = plan_for(5, 2, 1024, model="relu_output")
     assert features("warp_run", 5, 2, 1024, "relu_output", plan) == [8 * 5, 8 * 4 * 10, 8 * 4 * 2, 10 + 5, 1]
     assert features("warp_run", 3, 6, 1024, "abs", plan_for(3, 6, 1024, model="abs"))[3] == 2 * 18 + 3
+    # B = 37, packed 2 per warp: 10 quads, one chunk of 16 per instance
+    assert features("warp_run", 5, 2, 37, "relu_output", plan_for(5, 2, 37, model="relu_output")) == \
+        [5, 4 * 10, 4 * 2, 10 + 5, 1]
+
+
+def test_packed_instances_share_a_warp_in_the_time_model():
+    from fastsup.kernels import predict
+    from fastsup.kernels.dispatch import plan_for
+    from fastsup.kernels.instruction_model import thread_instructions, threads_and_programs
+
+    # B = 32: four 2→1 instances per warp, 8 threads each, one chunk of 8 quads per step
+    plan = plan_for(2, 1, 32, model="relu_output")
+    assert threads_and_programs("warp_run", 2, plan, 32) == (32, 1 / 4)
+    per_thread = thread_instructions("warp_run", 2, 1, 32, "relu_output", plan)
+    config = TrainConfig(n_features=2, n_hidden=1, n_instances=10**6 + 1, batch_size=32)
+    seconds = predict.predictions(config)["triton_persistent"].seconds
+    warps = 250_001  # cdiv(10**6 + 1, 4): the last warp's other slots repeat its one instance
+    assert seconds == pytest.approx(per_thread * warps / (predict.H100_SXM_SMS * predict.ISSUE_PER_SM_CLOCK
+                                                          * predict.H100_SXM_CLOCK_HZ))
 
 
 def test_fit_recovers_known_coefficients_and_drops_negative_ones():
