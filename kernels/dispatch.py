@@ -68,7 +68,7 @@ WARP_WIDE_ABS_MAX_REGISTERS = 200
 # spill.
 WARP_PACKED_MAX_REGISTERS = 160
 WARP_PACKED_CAPPED = (("relu_hidden", 3, 6),)
-QUADS_PER_WARP = 32  # kernels.warp.QUADS: one row-quad per thread
+QUADS_PER_WARP = 32  # warp-kernel threads per program: one row-quad each per chunk
 # STEP_HALVED_ROWS: three step tiles spilled 4-28 B on sm_90 in the full
 # table (2026-12-02), at 96-128 registers where ptxas capped itself: 32x8
 # relu_hidden at 16 rows (20→5), 32x2 abs with ExReLU at 32 rows (20→2), and

@@ -39,8 +39,9 @@ FEATURES = {
 # (triton 3.9.0; benchmarks/results/compile-full-*-2026-12-02.txt and
 # compile-full-*-2026-12-03.txt), register path, per thread per step:
 # warp_run 337 binaries (2026-12-03: batch 1024, and batch 32 packed 4 per
-# warp as first compiled, with int64 slot offsets), persistent_run 337 (2026-12-02), step_hidden 268, step_grads 240
-# and reduce_update 172 (2026-12-03).  |error| on them (max; sm_80, held
+# warp as first compiled, with int64 slot offsets), persistent_run 337
+# (2026-12-02), step_hidden 268, step_grads 240 and reduce_update 172
+# (2026-12-03).  |error| on them (max; sm_80, held
 # out, in brackets): warp_run 11.9% (14.7%), persistent_run 33%
 # (33%), step_hidden 34% (37%), step_grads 41% (43%), reduce_update 57%
 # (165%, median 79%: ptxas emits about half as many instructions for it on
