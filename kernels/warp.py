@@ -245,9 +245,10 @@ def warp_run_kernel(
     slot_row = _slots(first, n_instances, PACK)  # [PACK, 1]
     slot = slot_row + tl.zeros([PACK, BLOCK_Q], dtype=slot_row.dtype)  # [PACK, BLOCK_Q]
     mat_first, mat_slot = first * (N * M), slot * (N * M)
-    p = _load_each(p_ptr + first * N, slot * N, N)
-    inv_p = _load_each(inv_p_ptr + first * N, slot * N, N)
-    imp = _load_each(imp_ptr + first * N, slot * N, N)
+    vec_first, vec_slot = first * N, slot * N
+    p = _load_each(p_ptr + vec_first, vec_slot, N)
+    inv_p = _load_each(inv_p_ptr + vec_first, vec_slot, N)
+    imp = _load_each(imp_ptr + vec_first, vec_slot, N)
     lr = tl.load(lr_ptr + first + slot)
     wd = tl.load(wd_ptr + first + slot)
     instance = tl.load(ids_ptr + first + slot)
@@ -262,7 +263,7 @@ def warp_run_kernel(
             dec = _load_each(dec_ptr + mat_first, mat_slot, M * N)
         else:
             dec = ()
-        b = _load_each(b_ptr + first * N, slot * N, N)
+        b = _load_each(b_ptr + vec_first, vec_slot, N)
 
         loss = tl.zeros([PACK, BLOCK_Q], dtype=tl.float32)
         d_enc = _zeros_each([PACK, BLOCK_Q], N * M)
@@ -303,7 +304,7 @@ def warp_run_kernel(
             dec = _update_each(dec_ptr + mat_first, m_dec_ptr + mat_first, v_dec_ptr + mat_first, mat_slot, dec,
                                d_dec, lr_t, wd, one_minus_beta1, beta2, one_minus_beta2, eps, bc1, bc2_sqrt, M * N,
                                DECOUPLED)
-        b = _update_each(b_ptr + first * N, m_b_ptr + first * N, v_b_ptr + first * N, slot * N, b, db, lr_t, wd,
+        b = _update_each(b_ptr + vec_first, m_b_ptr + vec_first, v_b_ptr + vec_first, vec_slot, b, db, lr_t, wd,
                          one_minus_beta1, beta2, one_minus_beta2, eps, bc1, bc2_sqrt, N, DECOUPLED)
 
         checkpoint = tl.load(checkpoint_row_ptr + step)
@@ -312,7 +313,7 @@ def warp_run_kernel(
             _store_each(checkpoint_enc_ptr + row_first * (N * M), mat_slot, enc, N * M)
             if MODEL == ABS:
                 _store_each(checkpoint_dec_ptr + row_first * (M * N), mat_slot, dec, M * N)
-            _store_each(checkpoint_b_ptr + row_first * N, slot * N, b, N)
+            _store_each(checkpoint_b_ptr + row_first * N, vec_slot, b, N)
         # the next step reads what other threads of the warp just wrote (one warp: a cheap barrier)
         tl.debug_barrier()
 
