@@ -31,7 +31,11 @@ FEATURES = {
     "warp_run": ("feature quads", "multiply-adds", "hidden lanes", "parameters", "constant"),
     "persistent_run": ("feature quads", "multiply-adds", "hidden lanes", "per-quad sums", "constant"),
     "step_hidden": ("feature quads", "multiply-adds", "hidden lanes", "constant"),
-    "step_grads": ("feature quads", "multiply-adds", "hidden lanes", "partials", "constant"),
+    # "row-sum steps": each trip sums its rows out of h gᵀ, x ghᵀ and g, a butterfly of log2(rows) steps over
+    # a thread's share of the (parameter, row) products.  On the 2026-12-03 full step table (sm_90, 325
+    # binaries, 4 to 64 rows) it equals the SHFL count at 161, is within 1.4x of it at all but 28, and is
+    # 2-5x short at those (2→1 and 3→2 at batch 32, whose tiles hold fewer products than threads)
+    "step_grads": ("feature quads", "multiply-adds", "hidden lanes", "row-sum steps", "partials", "constant"),
     "reduce_update": ("partials read", "parameters", "splits", "constant"),
 }
 
@@ -40,19 +44,20 @@ FEATURES = {
 # compile-full-*-2026-12-03.txt), register path, per thread per step:
 # warp_run 337 binaries (2026-12-03: batch 1024, and batch 32 packed 4 per
 # warp as first compiled, with int64 slot offsets), persistent_run 337
-# (2026-12-02), step_hidden 268, step_grads 240 and reduce_update 172
-# (2026-12-03).  |error| on them (max; sm_80, held
-# out, in brackets): warp_run 11.9% (14.7%), persistent_run 33%
-# (33%), step_hidden 34% (37%), step_grads 41% (43%), reduce_update 57%
-# (165%, median 79%: ptxas emits about half as many instructions for it on
+# (2026-12-02), and the step kernels on the full step table at batch 1024
+# with the packed workloads' step binaries at batch 32 and 16 (2026-12-03):
+# step_hidden 353, step_grads 325, reduce_update 221.  |error| on them (max;
+# sm_80, held out, in brackets): warp_run 11.9% (14.7%), persistent_run 33%
+# (33%), step_hidden 35% (35%), step_grads 22% (23%), reduce_update 57%
+# (165%, median 25%: ptxas emits about half as many instructions for it on
 # sm_80 as on sm_90, 350 against 845 for 2→1, so a fit to sm_90 cannot
 # hold for sm_80; the time model is for an H100).
 COEFFICIENTS = {
     "warp_run": (132.156, 4.597, 3.847, 69.073, 142.193),
     "persistent_run": (133.7, 8.806, 37.899, 2.229, 40.029),
-    "step_hidden": (104.256, 6.713, 0.0, 263.992),
-    "step_grads": (165.125, 8.725, 0.0, 0.0, 563.087),
-    "reduce_update": (12.18, 3.045, 205.657, 51.414),
+    "step_hidden": (101.481, 6.965, 0.0, 257.249),
+    "step_grads": (199.906, 2.742, 0.0, 2.745, 117.178, 0.0),
+    "reduce_update": (12.533, 1.634, 206.01, 50.004),
 }
 
 
@@ -102,8 +107,10 @@ def features(kernel: str, n_features: int, n_hidden: int, batch_size: int, model
     if kernel == "step_grads":  # a loop over the split's rows: x drawn, a and gh read, z; h gᵀ, x ghᵀ
         block_n, m_pad, rows = plan.grads_block_n, plan.m_pad, 4 * plan.grads_block_q
         trips = plan.split_quads // plan.grads_block_q
+        summed = 2 * block_n * m_pad + block_n  # both outer products (a tied model adds them at the end), and g
         return [trips * share(block_n * plan.grads_block_q), 3 * trips * share(block_n * m_pad * rows),
-                trips * share(m_pad * rows), share(matrices * block_n * m_pad + block_n), 1]
+                trips * share(m_pad * rows), trips * share(summed * rows) * math.log2(rows),
+                share(matrices * block_n * m_pad + block_n), 1]
     if kernel == "reduce_update":
         splits = -(-quads // plan.split_quads) if splits is None else splits
         parameters = share(matrices * plan.reduce_block_n * plan.m_pad + plan.reduce_block_n)

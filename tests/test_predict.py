@@ -31,6 +31,22 @@ def test_warp_kernel_features_are_the_work_a_thread_is_handed():
         [5, 4 * 10, 4 * 2, 10 + 5, 1]
 
 
+def test_weight_gradient_features_count_the_row_sums_of_every_trip():
+    from fastsup.kernels.dispatch import plan_for
+    from fastsup.kernels.instruction_model import features
+
+    # 2→1 at B = 1024: 4 trips of 16 quads (64 rows) over 128 threads; each trip sums 64 rows of
+    # h gᵀ [1, 2], x ghᵀ [2, 1] and g [2]: 6 x 64 products, 3 per thread, in log2(64) = 6 butterfly steps
+    plan = plan_for(2, 1, 1024, "step", model="relu_output")
+    assert (plan.split_quads, plan.grads_block_q, plan.grads_block_n, plan.m_pad, plan.num_warps) == (64, 16, 2, 1, 4)
+    assert features("step_grads", 2, 1, 1024, "relu_output", plan) == [4, 3 * 4, 4, 4 * 3 * 6, 1, 1]
+    # B = 32: one split of 8 quads, 2 trips of 4 quads (16 rows); 6 x 16 products are fewer than the
+    # threads, so every thread still runs each of the log2(16) = 4 steps
+    small = plan_for(2, 1, 32, "step", model="relu_output")
+    assert (small.split_quads, small.grads_block_q) == (8, 4)
+    assert features("step_grads", 2, 1, 32, "relu_output", small)[3] == 2 * 1 * 4
+
+
 def test_packed_instances_share_a_warp_in_the_time_model():
     from fastsup.kernels import predict
     from fastsup.kernels.dispatch import plan_for
