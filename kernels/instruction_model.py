@@ -45,8 +45,9 @@ FEATURES = {
 # warp_run 337 binaries (2026-12-03: batch 1024, and batch 32 packed 4 per
 # warp as first compiled, with int64 slot offsets), persistent_run 337
 # (2026-12-02), and the step kernels on the full step table at batch 1024
-# with the packed workloads' step binaries at batch 32 and 16 (2026-12-03):
-# step_hidden 353, step_grads 325, reduce_update 221.  |error| on them (max;
+# and its packed workloads' step binaries at batch 32, with the default
+# subset's 3→6 abs at batch 16 (2026-12-03): step_hidden 353, step_grads
+# 325, reduce_update 221.  |error| on them (max;
 # sm_80, held out, in brackets): warp_run 11.9% (14.7%), persistent_run 33%
 # (33%), step_hidden 35% (35%), step_grads 22% (23%), reduce_update 57%
 # (165%, median 25%: ptxas emits about half as many instructions for it on
