@@ -9,7 +9,8 @@ contraction paths, at the paper's sizes: about two minutes on 2 cores); with
 ``--full``, every shape of the paper and of a size table up to n = 1000,
 m = 100, with every model variant that changes the compiled code (the
 ``MODEL``, ``ACT``, ``SIGNED`` and ``DECOUPLED`` constexprs; ``tf32`` for
-dot plans; an i64-typed seed).  For each workload this asks
+dot plans; an i64-typed seed), at batch 1024 and, for the persistent
+strategy's shapes, at batch 32.  For each workload this asks
 ``fastsup.kernels.dispatch.plan_for`` for the plan (the automatic one, and
 ``strategy="step"`` where the automatic one is persistent), builds each
 kernel's arguments exactly as its launcher passes them (``persistent_run``,
@@ -170,14 +171,17 @@ QUICK_REGISTER = [
     ("abs", 3, 6, "abs", "relu"),  # m > n
     ("table", 20, 5, "abs", "relu"),
 ]
-# Batches under 128 rows pack warp-kernel instances (dispatch.warp_pack): 2→1 at
-# batch 32 (4 per warp) and 3→6 abs, the widest warp shape, at batch 16 (8);
-# the full table packs every shape of the warp kernel 4 per warp.
-QUICK_PACKED = [
+# Small batches: under 128 rows the warp kernel packs instances
+# (dispatch.warp_pack): 2→1 at batch 32 (4 per warp) and 3→6 abs, the widest
+# warp shape, at batch 16 (8); the tile kernel runs one batch chunk per step,
+# where its per-step work (the update, the once-per-step sums) weighs most.
+# The full table trains every shape of the persistent strategy at SMALL_BATCH.
+QUICK_SMALL_BATCH = [
     ("packed", 2, 1, "relu_output", "relu", 32),
     ("packed", 3, 6, "abs", "relu", 16),
+    ("small", 20, 5, "relu_output", "relu", 32),
 ]
-PACKED_BATCH = 32
+SMALL_BATCH = 32
 
 
 # Seeds are typed by value (``do_not_specialize`` stops value specialization,
@@ -201,8 +205,9 @@ def workloads(full: bool) -> list[Workload]:
     """The runs to plan, each at ``RUN``'s sizes unless it says otherwise.
 
     Full: every shape of the paper and of the size table, with every variant,
-    and the warp kernel's shapes packed (at ``PACKED_BATCH``).
-    Default (about 75 binaries per arch): ``QUICK_REGISTER``, ``QUICK_PACKED``,
+    and every shape of the persistent strategy at ``SMALL_BATCH`` too (the
+    warp kernel's packed, the tile kernel's in one chunk per step).
+    Default (about 80 binaries per arch): ``QUICK_REGISTER``, ``QUICK_SMALL_BATCH``,
     and every MODEL at the paper's smallest size on the tl.dot path (the tf32
     opt-in), so that every kernel meets every MODEL on both paths, at the
     paper's sizes only.  Both: the intro once more with a seed whose two words
@@ -221,11 +226,12 @@ def workloads(full: bool) -> list[Workload]:
         if on_dot:
             wide.append(default(*on_dot[0][1:], "relu_output", "relu", seed=WIDE_SEED))
         out = [Workload(label, n, m, *variant) for label, n, m in sizes for variant in variants()]
-        packed = [Workload("packed", *w[1:7], batch_size=PACKED_BATCH) for w in out
-                  if plan_of(make_config(*w[1:7]), "auto").warp]
-        return out + packed + wide
+        persistent = [(w, plan_of(make_config(*w[1:7], batch_size=SMALL_BATCH), "auto")) for w in out]
+        small = [Workload("packed" if plan.warp else "small", *w[1:7], batch_size=SMALL_BATCH)
+                 for w, plan in persistent if plan.strategy == "persistent"]
+        return out + small + wide
     out = [default(*w) for w in QUICK_REGISTER]
-    out += [default(*w[:5], batch_size=w[5]) for w in QUICK_PACKED]
+    out += [default(*w[:5], batch_size=w[5]) for w in QUICK_SMALL_BATCH]
     # the step kernel's smallest tiles with signed magnitudes: where predicates spilled at 256 rows
     out += [Workload("phase", 3, 2, "relu_hidden", "relu", "signed", "adamw"),
             Workload("phase", 3, 2, "relu_output", "exrelu", "signed", "adamw")]
@@ -279,6 +285,9 @@ class Job:
     shapes: list  # "label n→m model/act/magnitude/optimizer" of every workload that launches this binary
     auto: bool = False  # the dispatcher's own choice for at least one workload
     key: tuple = ()
+    # the batch size is a runtime argument, so workloads at other batches share the binary: their arguments, by
+    # workload, for the SASS profile each of them runs (its loop trips)
+    other_batches: dict = dataclasses.field(default_factory=dict)
 
 
 def _resolve(kernel: str):
@@ -375,6 +384,9 @@ def build_jobs(full: bool, archs) -> list[Job]:
                                               False, key)
                     job.shapes.append(workload)
                     job.auto |= is_auto
+                    if config.batch_size != job.config["batch"] and not any(
+                            a["batch_size"] == config.batch_size for a in job.other_batches.values()):
+                        job.other_batches[workload] = args
     return list(jobs.values())
 
 
@@ -487,7 +499,11 @@ def _ptx_body(ptx: str) -> str:
     return ptx.split(".section", 1)[0]
 
 
-def compile_one(kernel: str, args: dict, options: dict, arch: int, sass: bool = False) -> dict:
+def compile_one(kernel: str, args: dict, options: dict, arch: int, sass: bool = False,
+                other_batches: dict | None = None) -> dict:
+    """Compile one binary and check it; with ``sass``, its static performance report for ``args`` and, under
+    ``by_batch``, for each workload of ``other_batches`` (label: its arguments, the same binary at another
+    batch size)."""
     from triton.backends.compiler import GPUTarget
 
     out = dict(registers=None, spill_stores=None, spill_loads=None, stack=None, shared=None, seconds=None,
@@ -528,7 +544,9 @@ def compile_one(kernel: str, args: dict, options: dict, arch: int, sass: bool = 
             structure = sass_structure(cuobjdump(compiled.asm["cubin"], "-sass"))
             num_warps = options["num_warps"]
             out["sass"] = dict(occupancy(out["registers"], out["shared"], num_warps, arch),
-                               **sass_profile(structure, kernel, args, num_warps))
+                               **sass_profile(structure, kernel, args, num_warps),
+                               by_batch={label: sass_profile(structure, kernel, a, num_warps)
+                                         for label, a in (other_batches or {}).items()})
     except Exception as e:  # noqa: BLE001 - reported per binary, the run goes on
         out["error"] = f"{type(e).__name__}: {e}".strip()[-4000:]
     return out
@@ -663,7 +681,7 @@ def sass_profile(structure: dict, kernel: str, args: dict, num_warps: int) -> di
 
 
 def _compile_job(job: Job, sass: bool = False) -> dict:
-    return compile_one(job.kernel, job.args, job.options, job.arch, sass)
+    return compile_one(job.kernel, job.args, job.options, job.arch, sass, job.other_batches)
 
 
 # ---------------------------------------------------------------------------

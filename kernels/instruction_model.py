@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections import defaultdict
 
 KERNELS = ("warp_run", "persistent_run", "step_hidden", "step_grads", "reduce_update")
@@ -40,25 +41,24 @@ FEATURES = {
 }
 
 # Fitted with ``--fit`` on the sm_90 binaries of the full compile tables
-# (triton 3.9.0; benchmarks/results/compile-full-*-2026-12-02.txt and
-# compile-full-*-2026-12-03.txt), register path, per thread per step:
-# warp_run 337 binaries (2026-12-03: batch 1024, and batch 32 packed 4 per
-# warp as first compiled, with int64 slot offsets), persistent_run 337
-# (2026-12-02), and the step kernels on the full step table at batch 1024
-# and its packed workloads' step binaries at batch 32, with the default
-# subset's 3→6 abs at batch 16 (2026-12-03): step_hidden 353, step_grads
-# 325, reduce_update 221.  |error| on them (max;
-# sm_80, held out, in brackets): warp_run 11.9% (14.7%), persistent_run 33%
-# (33%), step_hidden 35% (35%), step_grads 22% (23%), reduce_update 57%
-# (165%, median 25%: ptxas emits about half as many instructions for it on
+# (triton 3.9.0; benchmarks/results/compile-full-*-2026-12-03.txt), register
+# path, per thread per step, each binary at every batch its workloads train
+# at (1024, and 32 for the persistent strategy's shapes: the warp kernel
+# packed, the tile kernel in one chunk per step, and the step kernels a user
+# may force there; the default subset's 3→6 abs at batch 16): warp_run 337
+# (packed as first compiled, with int64 slot offsets), persistent_run 336,
+# step_hidden 521, step_grads 493, reduce_update 269.  |error| on them (max;
+# sm_80, held out, in brackets): warp_run 11.9% (14.7%), persistent_run 13%
+# (23%), step_hidden 33% (39%), step_grads 26% (26%), reduce_update 57%
+# (164%, median 20%: ptxas emits about half as many instructions for it on
 # sm_80 as on sm_90, 350 against 845 for 2→1, so a fit to sm_90 cannot
 # hold for sm_80; the time model is for an H100).
 COEFFICIENTS = {
     "warp_run": (132.156, 4.597, 3.847, 69.073, 142.193),
-    "persistent_run": (133.7, 8.806, 37.899, 2.229, 40.029),
-    "step_hidden": (101.481, 6.965, 0.0, 257.249),
-    "step_grads": (199.906, 2.742, 0.0, 2.745, 117.178, 0.0),
-    "reduce_update": (12.533, 1.634, 206.01, 50.004),
+    "persistent_run": (98.379, 6.984, 68.474, 20.791, 245.798),
+    "step_hidden": (110.342, 6.798, 0.0, 252.742),
+    "step_grads": (201.695, 3.072, 0.0, 2.717, 133.796, 0.0),
+    "reduce_update": (1.177, 47.271, 217.894, 0.0),
 }
 
 
@@ -138,11 +138,13 @@ def instance_instructions(kernel: str, n_features: int, n_hidden: int, batch_siz
 # ---------------------------------------------------------------------------
 
 
-def _workload(row: dict) -> tuple[int, int, str]:
-    """(n, m, model) of the first workload of a report row: the one whose arguments the check compiled."""
-    _, shape, variant = row["shapes"][0].split()[:3]
+def _workload(label: str, run_batch: int) -> tuple[int, int, str, int]:
+    """(n, m, model, batch size) of a compile report's workload label ("intro 5→2 relu_output/relu/...", and
+    " B32" where the batch is not the report's run batch)."""
+    _, shape, variant = label.split()[:3]
     n, m = shape.split("→")
-    return int(n), int(m), variant.split("/")[0]
+    batch = re.search(r" B(\d+)$", label)
+    return int(n), int(m), variant.split("/")[0], int(batch.group(1)) if batch else run_batch
 
 
 def _plan_of_row(row: dict, n: int, m: int, model: str, batch_size: int):
@@ -164,24 +166,26 @@ def _plan_of_row(row: dict, n: int, m: int, model: str, batch_size: int):
 
 
 def samples(reports: list[dict], arch: int) -> dict[str, list[tuple[list[float], float, str]]]:
-    """Per kernel: (features, SASS instructions per thread per step, label) of every register-path binary."""
+    """Per kernel: (features, SASS instructions per thread per step, workload label) of every register-path
+    binary, once for each batch size its workloads train at (the report's ``by_batch`` profiles)."""
     out = defaultdict(list)
     seen = set()
     for report in reports:
         for row in report["results"]:
             if row["arch"] != arch or not row.get("sass") or row["config"].get("dot") or row["kernel"] not in KERNELS:
                 continue
-            n, m, model = _workload(row)
-            batch_size = row["config"].get("batch", report["run"]["batch_size"])  # reports before 2026-12-03: one batch
-            key = (row["kernel"], json.dumps(row["config"], sort_keys=True), n, m)
-            if key in seen:
-                continue
-            seen.add(key)
-            plan = _plan_of_row(row, n, m, model, batch_size)
-            # reduce_update's loop count: the trips the check counted (the plan's row splits)
-            splits = row["sass"]["trips"][0] if row["kernel"] == "reduce_update" else None
-            out[row["kernel"]].append((features(row["kernel"], n, m, batch_size, model, plan, splits),
-                                       row["sass"]["per_thread_step"]["total"], row["shapes"][0]))
+            profiles = {row["shapes"][0]: row["sass"], **row["sass"].get("by_batch", {})}
+            for label, profile in profiles.items():
+                n, m, model, batch_size = _workload(label, report["run"]["batch_size"])
+                key = (row["kernel"], json.dumps(row["config"], sort_keys=True), n, m, batch_size)
+                if key in seen:
+                    continue
+                seen.add(key)
+                plan = _plan_of_row(row, n, m, model, batch_size)
+                # reduce_update's loop count: the trips the check counted (the plan's row splits)
+                splits = profile["trips"][0] if row["kernel"] == "reduce_update" else None
+                out[row["kernel"]].append((features(row["kernel"], n, m, batch_size, model, plan, splits),
+                                           profile["per_thread_step"]["total"], label))
     return out
 
 
