@@ -226,9 +226,9 @@ def workloads(full: bool) -> list[Workload]:
         if on_dot:
             wide.append(default(*on_dot[0][1:], "relu_output", "relu", seed=WIDE_SEED))
         out = [Workload(label, n, m, *variant) for label, n, m in sizes for variant in variants()]
-        persistent = [(w, plan_of(make_config(*w[1:7], batch_size=SMALL_BATCH), "auto")) for w in out]
+        at_small_batch = [(w, plan_of(make_config(*w[1:7], batch_size=SMALL_BATCH), "auto")) for w in out]
         small = [Workload("packed" if plan.warp else "small", *w[1:7], batch_size=SMALL_BATCH)
-                 for w, plan in persistent if plan.strategy == "persistent"]
+                 for w, plan in at_small_batch if plan.strategy == "persistent"]
         return out + small + wide
     out = [default(*w) for w in QUICK_REGISTER]
     out += [default(*w[:5], batch_size=w[5]) for w in QUICK_SMALL_BATCH]
