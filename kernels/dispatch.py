@@ -32,6 +32,20 @@ REGISTER_PRODUCT_LIMIT = 4096
 # Halving the rows beat 8 warps in SASS instructions per sampled element at
 # all six (6→3 abs 117 against 134; 100→2 92 against 97).
 PERSISTENT_PRODUCT_LIMIT = 2048
+# PERSISTENT_ABS_WIDE: abs at 128x2 (65→2 to 128→2) spilled again at its 16
+# rows, 8-12 B at 168 registers in 3 of its 8 variants on sm_90 (full table,
+# 2026-12-03).  Not register pressure: ptxas, given the same PTX, compiles it
+# clean at 168 at its default register-allocation level; triton 3.9 passes
+# --regAllocOptLevel=2 (its workaround for a ptxas 13 bug), and then ptxas
+# spills values needed once per step (in the 8 B variant: the address of the
+# last step's loss-history slot, hoisted out of the step loop).
+# Twice the rows on 8 warps compile clean on both archs (228 registers on
+# sm_90, 200 on sm_80; one block of 8 warps per SM, where 4 warps had 2-3
+# blocks on sm_90 and 2 on sm_80) at 5% more warp instructions per step.
+# 2 warps at 8 rows, also clean, leave each warp 3.8x the instructions of 8
+# warps (the step's latency, where instances are fewer than SMs); 4 warps at
+# 32 rows spilled 4 B on sm_80.
+PERSISTENT_ABS_WIDE = (128, 2)
 PERSISTENT_TILE_LIMIT = 256
 # Rows per block on the register path.  At 256 rows the step kernel for 3→2
 # with signed magnitudes (relu_hidden, and relu_output with ExReLU) spilled
@@ -228,7 +242,10 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
             counted = 2 if 8 <= n_pad <= 32 else 1
         else:
             counted = 2 if m_pad == 2 and n_pad >= 32 else 1
-        rows = 4 * max(1, min(_pow2_floor(PERSISTENT_PRODUCT_LIMIT // (counted * n_pad * max(m_pad, 4))), quads))
+        row_quads = _pow2_floor(PERSISTENT_PRODUCT_LIMIT // (counted * n_pad * max(m_pad, 4)))
+        if model == "abs" and (n_pad, m_pad) == PERSISTENT_ABS_WIDE:
+            row_quads *= 2  # on 8 warps, below
+        rows = 4 * max(1, min(row_quads, quads))
     else:
         # [block_n, rows] tiles (x, z, g, ...) cost registers too: for m = 1 and
         # 2 the compile check saw 8-16 B spills at a full product budget, so
@@ -243,6 +260,8 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
     # Wide hidden layers on the register path (m_pad >= 128) spilled 4 B at
     # 4 warps on sm_80 in some variants: 8 warps halve the per-thread share.
     num_warps = 8 if (use_dot and block_n * m_pad >= 2048) or (not use_dot and m_pad >= 128) else 4
+    if strategy == "persistent" and model == "abs" and (n_pad, m_pad) == PERSISTENT_ABS_WIDE:
+        num_warps = 8
     reduce_block_n = min(n_pad, max(1, _pow2_floor(REDUCE_TILE_LIMIT // (m_pad * (2 if model == "abs" else 1)))))
     path = "tl.dot, tf32" if use_dot else "register broadcast-sums"
     if strategy == "persistent":

@@ -29,6 +29,16 @@ def test_abs_outside_8_to_32_features_keeps_the_full_budget(n, m):
     assert plan(n, m, "abs").block_q == plan(n, m).block_q
 
 
+@pytest.mark.parametrize("n", [pytest.param(n, id=f"{n}to2") for n in (65, 100, 128)])
+def test_abs_at_128x2_takes_twice_the_rows_on_8_warps(n):
+    # the 4-warp tile spilled under triton's --regAllocOptLevel=2 (PERSISTENT_ABS_WIDE)
+    wide, one_hidden = plan(n, 2, "abs"), plan(n, 1, "abs")
+    assert (wide.n_pad, wide.m_pad, wide.block_q, wide.num_warps) == (128, 2, 2 * one_hidden.block_q, 8)
+    assert wide.launch_options() == dict(num_warps=8)
+    assert plan(n, 2).num_warps == 4  # the tied model at the same tile is unchanged
+    assert plan(n, 2, "abs", batch_size=8).block_q == 2  # never more quads than the batch has
+
+
 def test_a_two_wide_hidden_layer_counts_twice_from_32_features():
     assert plan(20, 2).block_q * 2 == plan(20, 1).block_q  # 32x2 and 32x1: same width floor of 4
     assert plan(100, 2).block_q * 2 == plan(100, 1).block_q
