@@ -541,7 +541,7 @@ def compile_one(kernel: str, args: dict, options: dict, arch: int, sass: bool = 
         out["mma"] = len(MMA.findall(body))
         out["narrow_offsets"] = narrow_pointer_multiplies(compiled.asm["ttir"])
         if sass and kernel in KERNELS:
-            structure = sass_structure(cuobjdump(compiled.asm["cubin"], "-sass"))
+            structure = sass_structure(cuobjdump(compiled.asm["cubin"], "-sass"), source_lines(compiled.asm["cubin"]))
             num_warps = options["num_warps"]
             out["sass"] = dict(occupancy(out["registers"], out["shared"], num_warps, arch),
                                **sass_profile(structure, kernel, args, num_warps),
@@ -579,17 +579,21 @@ _HEX_TARGET = re.compile(r"0x([0-9a-f]+)\s*$")
 # a block may use beside the 1 KiB the runtime reserves per block
 SM_REGISTERS, SM_WARPS, SM_BLOCKS, RESERVED_SHARED = 65_536, 64, 32, 1024
 SM_SHARED = {80: 167_936, 90: 233_472}
-SASS_CLASSES = {"SHFL": ("SHFL",), "BAR": ("BAR",), "LDS/STS": ("LDS", "STS"), "MUFU": ("MUFU",)}
+SASS_CLASSES = {"SHFL": ("SHFL",), "BAR": ("BAR",), "LDS/STS": ("LDS", "STS"), "MUFU": ("MUFU",),
+                "LDG/STG": ("LDG", "STG")}
+_NVDISASM_LINE = re.compile(r'//## File "(.*)", line (\d+)|^\s+/\*([0-9a-f]{4,})\*/\s+\S', re.M)
 
 
-def sass_structure(sass: str) -> dict:
+def sass_structure(sass: str, lines: dict[int, str] | None = None) -> dict:
     """The kernel body's instructions (up to its first subroutine: the slow paths of div.rn / sqrt.rn
-    that CALL jumps to) and its loops, from backward branches: ``{"ops": [[pc, opcode]], "loops": [[start, end]]}``.
+    that CALL jumps to) and its loops, from backward branches: ``{"ops": [[pc, opcode]], "loops": [[start, end]],
+    "copies": [per loop: [source loop, copies], see unrolled_copies]}``.
 
     The body does not end at its last EXIT: ptxas rotates loops, so a step
     loop's exit test can be an EXIT with the loop's back branch after it.
     Subroutines are the CALL targets past the last EXIT (on sm_80 ptxas
-    also CALLs the next instruction inside loops).
+    also CALLs the next instruction inside loops).  ``lines`` (pc: source
+    line, ``source_lines``) finds the copies: see ``unrolled_copies``.
     """
     ops, loops, calls = [], [], []
     for pc, opcode, operands in _SASS_LINE.findall(sass):
@@ -603,7 +607,62 @@ def sass_structure(sass: str) -> dict:
     last_exit = max((pc for pc, opcode in ops if opcode == "EXIT"), default=0)
     end = min((pc for pc in calls if pc > last_exit), default=ops[-1][0] + 1)
     ops = [op for op in ops if op[0] < end and op[1] != "NOP"]
-    return dict(ops=ops, loops=sorted(loop for loop in loops if loop[1] < end))
+    loops = sorted(loop for loop in loops if loop[1] < end)
+    return dict(ops=ops, loops=loops, copies=unrolled_copies(ops, loops, lines or {}))
+
+
+def unrolled_copies(ops: list, loops: list, lines: dict[int, str]) -> list[list[int]]:
+    """Per SASS loop, [its source loop (the index of that loop's first SASS loop), how many of the source
+    loop's trips one trip of it runs (1 unless ptxas unrolled it)].
+
+    ptxas unrolls a loop whose trip count is a run-time value into a loop of
+    U copies of the body and a remainder loop of one copy (reduce_update's
+    split loop on sm_90: U = 4); counting both at the source loop's trips
+    counted its work U + 1 times.  Such loops are siblings whose back
+    branches come from the same source line (the ``for``).  A loop's U is
+    its memory instructions (LDG, STG, LDS, STS) over the smallest
+    sibling's: a copy loads and stores its own trip's addresses, where the
+    copies share some of their arithmetic (5→2's split loop: 4 times the
+    loads at 2.9 times the other instructions).  Without memory
+    instructions, its instructions over the smallest sibling's, leaving out
+    the ``for`` line's (the loop control, which unrolling does not copy).
+    """
+    memory = SASS_CLASSES["LDG/STG"] + SASS_CLASSES["LDS/STS"]
+
+    def parents(loop):
+        return tuple(tuple(o) for o in loops if o != loop and o[0] <= loop[0] and loop[1] <= o[1])
+
+    sources: dict[tuple, list[int]] = {}
+    for i, loop in enumerate(loops):  # a loop without a line in the table is a source loop of its own
+        sources.setdefault((parents(loop), lines.get(loop[1], f"loop {i}")), []).append(i)
+    out = [[i, 1] for i in range(len(loops))]
+    for (_, line), members in sources.items():
+        if len(members) == 1:
+            continue
+        bodies = {i: [(pc, op) for pc, op in ops if loops[i][0] <= pc <= loops[i][1]] for i in members}
+        sizes = {i: sum(op.split(".")[0] in memory for _, op in body) for i, body in bodies.items()}
+        if not min(sizes.values()):
+            sizes = {i: sum(lines.get(pc) != line for pc, _ in body) for i, body in bodies.items()}
+        smallest = max(1, min(sizes.values()))
+        for i in members:
+            out[i] = [members[0], max(1, round(sizes[i] / smallest))]
+    return out
+
+
+def source_lines(cubin: bytes) -> dict[int, str]:
+    """pc: the source line ("file:line") it was compiled from (the cubin's line table, ``nvdisasm -g``)."""
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        text = subprocess.run([triton.knobs.nvidia.nvdisasm.path, "-g", "-c", f.name],
+                              check=True, capture_output=True, text=True).stdout
+    out, line = {}, None
+    for file, number, pc in _NVDISASM_LINE.findall(text):
+        if number:
+            line = f"{file}:{number}"
+        else:
+            out[int(pc, 16)] = line
+    return out
 
 
 def occupancy(registers: int, shared: int, num_warps: int, arch: int) -> dict:
@@ -651,20 +710,23 @@ def sass_profile(structure: dict, kernel: str, args: dict, num_warps: int) -> di
 
     Each instruction counts once per trip of every loop around it (top-level
     loops and, for the persistent kernel, the batch-chunk loop nested in the
-    step loop); the persistent kernel's code outside the step loop runs once
-    per run and is left out.  Branches inside loop bodies are counted as
-    if taken (an upper bound for bodies with rarely taken paths).
+    step loop; a loop that ptxas unrolled shares its source loop's trips
+    with its remainder loop, ``_loop_trips``); the persistent kernel's code
+    outside the step loop runs once per run and is left out.  Branches
+    inside loop bodies are counted as if taken (an upper bound for bodies
+    with rarely taken paths).
     """
     depth_trips, programs = _trips(kernel, args)
     loops = structure["loops"]
     top = [loop for loop in loops if not any(o != loop and o[0] <= loop[0] and loop[1] <= o[1] for o in loops)]
+    trips = _loop_trips(loops, structure["copies"], depth_trips)
     counts = dict.fromkeys(["total", *SASS_CLASSES], 0)
     for pc, opcode in structure["ops"]:
-        enclosing = [loop for loop in loops if loop[0] <= pc <= loop[1]]
+        enclosing = [i for i, loop in enumerate(loops) if loop[0] <= pc <= loop[1]]
         if not enclosing:
             weight = 0 if kernel in ("persistent_run", "warp_run") else 1
         else:
-            weight = math.prod(depth_trips[:len(enclosing)])
+            weight = math.prod(trips[i] for i in enclosing)
         counts["total"] += weight
         for name, prefixes in SASS_CLASSES.items():
             if opcode.split(".")[0] in prefixes:
@@ -677,7 +739,23 @@ def sass_profile(structure: dict, kernel: str, args: dict, num_warps: int) -> di
         elements = round(1 / args["loss_scale"])
     return dict(per_thread_step=counts, per_element=round(counts["total"] * threads * programs / elements, 2),
                 top_loops=len(top), nested_loops=len(loops) - len(top), threads=threads, programs=programs,
-                trips=list(depth_trips))
+                trips=list(depth_trips), unrolled=[u for _, u in structure["copies"] if u > 1])
+
+
+def _loop_trips(loops: list, copies: list[list[int]], depth_trips) -> list[int]:
+    """Per SASS loop, its trips per trip of the loop around it: its depth's source trips (deeper loops than
+    ``depth_trips`` once), shared out among the copies of one source loop (``unrolled_copies``) as ptxas runs
+    them: the U-copy loop ``trips // U`` times, the remainder loop the rest."""
+    trips = []
+    for loop in loops:
+        depth = sum(1 for o in loops if o[0] <= loop[0] and loop[1] <= o[1])
+        trips.append(depth_trips[depth - 1] if depth <= len(depth_trips) else 1)
+    for source in {source for source, _ in copies}:
+        members = sorted((i for i, (s, _) in enumerate(copies) if s == source), key=lambda i: -copies[i][1])
+        left = trips[source]
+        for i in members:
+            trips[i], left = left // copies[i][1], left % copies[i][1]
+    return trips
 
 
 def _compile_job(job: Job, sass: bool = False) -> dict:
@@ -784,7 +862,7 @@ def format_table(rows: list[dict]) -> str:
 
 SASS_COLUMNS = ["kernel", "model", "n_pad/bn", "m_pad", "bq", "path", "warps", "arch", "regs", "smem",
                 "blocks/SM", "limit", "instr/thread/step", "instr/element", "SHFL", "BAR", "LDS/STS", "MUFU",
-                "loops", "workloads"]
+                "LDG/STG", "loops", "workloads"]
 
 
 def format_sass_table(rows: list[dict]) -> str:
@@ -798,13 +876,14 @@ def format_sass_table(rows: list[dict]) -> str:
         lines.append([r["kernel"], c["model"], str(c["n_pad"]), str(c["m_pad"]), _cell(c["block_q"]), _path(c),
                       str(c["warps"]), f"sm_{r['arch']}", str(r["registers"]), str(r["shared"]), str(p["blocks"]),
                       p["limit"], str(counts["total"]), str(p["per_element"]), str(counts["SHFL"]),
-                      str(counts["BAR"]), str(counts["LDS/STS"]), str(counts["MUFU"]),
+                      str(counts["BAR"]), str(counts["LDS/STS"]), str(counts["MUFU"]), str(counts["LDG/STG"]),
                       f"{p['top_loops']}+{p['nested_loops']}", _workloads(r["shapes"])])
     widths = [max(len(line[i]) for line in lines) for i in range(len(SASS_COLUMNS))]
     note = ("per thread per training step; persistent_run: the step loop's body with its batch-chunk loop run "
             "cdiv(cdiv(B, 4), bq) times and its lane loop 4 times in each; step kernels: one launch, feature / batch-block loops at their trip "
             "counts; instr/element: per sampled (row, feature) element, all of an instance's programs; "
-            "loops: top-level+nested in the SASS")
+            "loops: top-level+nested in the SASS, where a loop ptxas unrolled (its copies and remainder loop) "
+            "counts once per trip of the source loop")
     return "\n".join(["static SASS report (cuobjdump -sass; counts, not timings): " + note] +
                      ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines])
 

@@ -47,18 +47,19 @@ FEATURES = {
 # packed, the tile kernel in one chunk per step, and the step kernels a user
 # may force there; the default subset's 3→6 abs at batch 16): warp_run 337
 # (packed as first compiled, with int64 slot offsets), persistent_run 336,
-# step_hidden 521, step_grads 493, reduce_update 269.  |error| on them (max;
+# step_hidden 521, step_grads 493, reduce_update 268.  |error| on them (max;
 # sm_80, held out, in brackets): warp_run 11.9% (14.7%), persistent_run 13%
-# (23%), step_hidden 33% (39%), step_grads 26% (26%), reduce_update 57%
-# (164%, median 20%: ptxas emits about half as many instructions for it on
-# sm_80 as on sm_90, 350 against 845 for 2→1, so a fit to sm_90 cannot
-# hold for sm_80; the time model is for an H100).
+# (23%), step_hidden 33% (39%), step_grads 26% (26%), reduce_update 31%
+# (56%; refitted on its full table of 2026-12-04, where the check counts a
+# loop that ptxas unrolled once per source trip: before, sm_90's four-copy
+# split loop and its remainder loop each ran at every split, 845 where 460
+# run for 2→1, and the fit to those counts missed by 57% (164%)).
 COEFFICIENTS = {
     "warp_run": (132.156, 4.597, 3.847, 69.073, 142.193),
     "persistent_run": (98.379, 6.984, 68.474, 20.791, 245.798),
     "step_hidden": (110.342, 6.798, 0.0, 252.742),
     "step_grads": (201.695, 3.072, 0.0, 2.717, 133.796, 0.0),
-    "reduce_update": (1.177, 47.271, 217.894, 0.0),
+    "reduce_update": (10.411, 40.457, 69.0, 144.492),
 }
 
 

@@ -113,6 +113,10 @@ def test_quick_check_has_no_narrow_run_scaled_offsets_and_reports_sass(quick_che
         assert sass["blocks"] >= 1 and sass["per_thread_step"]["total"] > 0, name
         if r["kernel"] in ("persistent_run", "warp_run"):  # the step loop; in it the chunk loop, and the lane loop unless unrolled
             assert sass["top_loops"] == 1 and sass["nested_loops"] in (1, 2), name
+        # ptxas unrolls a run-time loop four times (reduce_update's split loop on sm_90: one trip of the copies
+        # loads the loss blocks of four splits, read in the 2→1 and 5→2 listings); a sibling size ratio, which
+        # the copies' shared arithmetic skews, read 3 at 5→2
+        assert set(sass["unrolled"]) <= {4}, name
     assert "static SASS report" in proc.stdout and "instr/thread/step" in proc.stdout
 
 
@@ -140,6 +144,58 @@ def test_sass_structure_keeps_a_rotated_loops_back_branch_and_drops_subroutines(
     structure = sass_structure(ROTATED_LOOP_SASS)
     assert structure["loops"] == [[0x20, 0x80], [0x30, 0x50]]
     assert [pc for pc, _ in structure["ops"]] == list(range(0, 0xa0, 0x10))
+
+
+# ptxas' unrolling of a run-time loop (reduce_update's split loop on sm_90): a loop of four copies of the body
+# (line 7: a load and an add each, one address add shared by the copies), a remainder loop of one copy, both
+# branching back from the for (line 5); then a loop of its own (line 9).  Their sizes are 9 and 3 instructions
+# besides the for's, so only the loads tell the four copies.
+UNROLLED_LOOP_SASS = """
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0010*/                   IADD3 R4, P0, R4, 0x40, RZ ;
+        /*0020*/                   LDG.E R5, desc[UR4][R4.64] ;
+        /*0030*/                   LDG.E R6, desc[UR4][R4.64+0x10] ;
+        /*0040*/                   LDG.E R7, desc[UR4][R4.64+0x20] ;
+        /*0050*/                   LDG.E R8, desc[UR4][R4.64+0x30] ;
+        /*0060*/                   FADD R2, R2, R5 ;
+        /*0070*/                   FADD R2, R2, R6 ;
+        /*0080*/                   FADD R2, R2, R7 ;
+        /*0090*/                   FADD R2, R2, R8 ;
+        /*00a0*/                   IADD3 R9, R9, 0x4, RZ ;
+        /*00b0*/               @P0 BRA 0x0010 ;
+        /*00c0*/                   IADD3 R4, P0, R4, 0x10, RZ ;
+        /*00d0*/                   LDG.E R5, desc[UR4][R4.64] ;
+        /*00e0*/                   FADD R2, R2, R5 ;
+        /*00f0*/                   IADD3 R9, R9, 0x1, RZ ;
+        /*0100*/               @P1 BRA 0x00c0 ;
+        /*0110*/                   FMUL R8, R2, R2 ;
+        /*0120*/                   FMUL R8, R8, R2 ;
+        /*0130*/               @P2 BRA 0x0110 ;
+        /*0140*/                   EXIT ;
+"""
+UNROLLED_LOOP_LINES = {**dict.fromkeys(range(0x10, 0xa0, 0x10), "k.py:7"), 0xa0: "k.py:5", 0xb0: "k.py:5",
+                       **dict.fromkeys(range(0xc0, 0xf0, 0x10), "k.py:7"), 0xf0: "k.py:5", 0x100: "k.py:5",
+                       **dict.fromkeys(range(0x110, 0x140, 0x10), "k.py:9")}
+
+
+@pytest.mark.parametrize("splits, counted", [pytest.param(6, 2 + 11 + 5 * 2 + 3 * 6, id="6splits"),
+                                             pytest.param(4, 2 + 11 + 5 * 0 + 3 * 4, id="4splits"),
+                                             pytest.param(3, 2 + 0 + 5 * 3 + 3 * 3, id="3splits")])
+def test_sass_profile_counts_an_unrolled_loop_once_per_source_trip(splits, counted):
+    """The four-copy loop runs splits // 4 times and the remainder splits % 4, so every split's body counts
+    once, and the loop from another line keeps its trips; without the line table (the check before) both
+    loops of the split ran at every split."""
+    from fastsup.kernels.check import sass_profile, sass_structure
+
+    structure = sass_structure(UNROLLED_LOOP_SASS, UNROLLED_LOOP_LINES)
+    assert structure["copies"] == [[0, 4], [0, 1], [2, 1]]
+    args = dict(n_splits=splits, n_features=8, BLOCK_N=8, loss_scale=1 / 1024)
+    profile = sass_profile(structure, "reduce_update", args, num_warps=4)
+    assert profile["per_thread_step"]["total"] == counted
+    assert profile["unrolled"] == [4]
+    # without the line table every loop is its own source loop, as the check counted before
+    plain = sass_profile(sass_structure(UNROLLED_LOOP_SASS), "reduce_update", args, num_warps=4)
+    assert plain["per_thread_step"]["total"] == 2 + 11 * splits + 5 * splits + 3 * splits
 
 
 def test_occupancy_is_the_calculators(tmp_path):
@@ -249,13 +305,12 @@ def test_signed_sampler_fma_is_only_the_exact_doubling(sampler_ptx):
 
 # The instruction model's worst relative error on the full compile tables it was fitted to (sm_90) and on the
 # same binaries for sm_80 (held out), rounded up: kernels/instruction_model.py's COEFFICIENTS say which tables.
-# Per arch: reduce_update compiles to about half the instructions on sm_80, so its sm_90 fit overshoots there.
 PREDICTION_TOLERANCE = {
     "warp_run": {80: 0.15, 90: 0.15},
     "persistent_run": {80: 0.25, 90: 0.25},
     "step_hidden": {80: 0.4, 90: 0.4},
     "step_grads": {80: 0.3, 90: 0.3},
-    "reduce_update": {80: 1.7, 90: 0.6},
+    "reduce_update": {80: 0.6, 90: 0.35},
 }
 
 
