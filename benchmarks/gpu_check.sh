@@ -65,7 +65,8 @@ echo
 echo "== 2/2 benchmarks/gpu_bench.py ${bench_args[*]:-(full budget)} =="
 bench_limit=()
 if (( check_seconds )); then
-    bench_limit=(timeout "$(( check_seconds - (SECONDS - start) > 1 ? check_seconds - (SECONDS - start) : 1 ))")
+    left=$(( check_seconds - (SECONDS - start) ))
+    bench_limit=(timeout "$(( left > 1 ? left : 1 ))")
 fi
 TRITON_INTERPRET=0 "${bench_limit[@]}" "$python" benchmarks/gpu_bench.py "${bench_args[@]}"
 bench_rc=$?
