@@ -611,6 +611,11 @@ def sass_structure(sass: str, lines: dict[int, str] | None = None) -> dict:
     return dict(ops=ops, loops=loops, copies=unrolled_copies(ops, loops, lines or {}))
 
 
+def _encloses(outer: list, inner: list) -> bool:
+    """Whether the SASS loop ``outer`` ([start, end] pcs) contains ``inner`` (itself included)."""
+    return outer[0] <= inner[0] and inner[1] <= outer[1]
+
+
 def unrolled_copies(ops: list, loops: list, lines: dict[int, str]) -> list[list[int]]:
     """Per SASS loop, [its source loop (the index of that loop's first SASS loop), how many of the source
     loop's trips one trip of it runs (1 unless ptxas unrolled it)].
@@ -630,7 +635,7 @@ def unrolled_copies(ops: list, loops: list, lines: dict[int, str]) -> list[list[
     memory = SASS_CLASSES["LDG/STG"] + SASS_CLASSES["LDS/STS"]
 
     def parents(loop):
-        return tuple(tuple(o) for o in loops if o != loop and o[0] <= loop[0] and loop[1] <= o[1])
+        return tuple(tuple(o) for o in loops if o != loop and _encloses(o, loop))
 
     sources: dict[tuple, list[int]] = {}
     for i, loop in enumerate(loops):  # a loop without a line in the table is a source loop of its own
@@ -718,7 +723,7 @@ def sass_profile(structure: dict, kernel: str, args: dict, num_warps: int) -> di
     """
     depth_trips, programs = _trips(kernel, args)
     loops = structure["loops"]
-    top = [loop for loop in loops if not any(o != loop and o[0] <= loop[0] and loop[1] <= o[1] for o in loops)]
+    top = [loop for loop in loops if not any(o != loop and _encloses(o, loop) for o in loops)]
     trips = _loop_trips(loops, structure["copies"], depth_trips)
     counts = dict.fromkeys(["total", *SASS_CLASSES], 0)
     for pc, opcode in structure["ops"]:
@@ -748,7 +753,7 @@ def _loop_trips(loops: list, copies: list[list[int]], depth_trips) -> list[int]:
     them: the U-copy loop ``trips // U`` times, the remainder loop the rest."""
     trips = []
     for loop in loops:
-        depth = sum(1 for o in loops if o[0] <= loop[0] and loop[1] <= o[1])
+        depth = sum(_encloses(o, loop) for o in loops)
         trips.append(depth_trips[depth - 1] if depth <= len(depth_trips) else 1)
     for source in {source for source, _ in copies}:
         members = sorted((i for i, (s, _) in enumerate(copies) if s == source), key=lambda i: -copies[i][1])

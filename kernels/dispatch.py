@@ -228,6 +228,7 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
                     max_registers=max_registers)
     quads = triton.next_power_of_2(-(-batch_size // 4))
     quad_per_thread = strategy == "persistent" and n_pad * m_pad <= QUAD_PER_THREAD_TILE_LIMIT
+    abs_wide = strategy == "persistent" and model == "abs" and (n_pad, m_pad) == PERSISTENT_ABS_WIDE
     if use_dot:
         block_n, rows = min(n_pad, DOT_BLOCK_N), DOT_ROWS
         if model == "relu_hidden" and (block_n, m_pad) == (32, 16):
@@ -243,7 +244,7 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
         else:
             counted = 2 if m_pad == 2 and n_pad >= 32 else 1
         row_quads = _pow2_floor(PERSISTENT_PRODUCT_LIMIT // (counted * n_pad * max(m_pad, 4)))
-        if model == "abs" and (n_pad, m_pad) == PERSISTENT_ABS_WIDE:
+        if abs_wide:
             row_quads *= 2  # on 8 warps, below
         rows = 4 * max(1, min(row_quads, quads))
     else:
@@ -260,7 +261,7 @@ def plan_for(n_features: int, n_hidden: int, batch_size: int, strategy: str = "a
     # Wide hidden layers on the register path (m_pad >= 128) spilled 4 B at
     # 4 warps on sm_80 in some variants: 8 warps halve the per-thread share.
     num_warps = 8 if (use_dot and block_n * m_pad >= 2048) or (not use_dot and m_pad >= 128) else 4
-    if strategy == "persistent" and model == "abs" and (n_pad, m_pad) == PERSISTENT_ABS_WIDE:
+    if abs_wide:
         num_warps = 8
     reduce_block_n = min(n_pad, max(1, _pow2_floor(REDUCE_TILE_LIMIT // (m_pad * (2 if model == "abs" else 1)))))
     path = "tl.dot, tf32" if use_dot else "register broadcast-sums"
